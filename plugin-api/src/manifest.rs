@@ -51,6 +51,9 @@ impl fmt::Display for ComponentKind {
 pub enum ConfigType {
     /// A string.
     String,
+    /// A file or directory path; the host resolves a relative path against the directory
+    /// of the pipeline file that gave it.
+    Path,
     /// A whole number.
     Integer,
     /// A number (whole numbers are accepted too).
@@ -72,7 +75,7 @@ pub enum ConfigType {
 impl ConfigType {
     fn accepts(self, value: &Value) -> bool {
         match self {
-            ConfigType::String => value.is_string(),
+            ConfigType::String | ConfigType::Path => value.is_string(),
             ConfigType::Integer => value.is_i64() || value.is_u64(),
             ConfigType::Float => value.is_number(),
             ConfigType::Boolean => value.is_boolean(),
@@ -94,6 +97,7 @@ impl ConfigType {
     pub fn as_str(self) -> &'static str {
         match self {
             ConfigType::String => "string",
+            ConfigType::Path => "path",
             ConfigType::Integer => "integer",
             ConfigType::Float => "float",
             ConfigType::Boolean => "boolean",

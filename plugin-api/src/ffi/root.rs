@@ -237,9 +237,13 @@ impl PluginLibrary {
             LibraryError::OpenError { .. } => {
                 LoadError::Open(format!("{shown}: cannot open the library: {e}"))
             }
-            _ => LoadError::NotAPlugin(format!(
-                "{shown} is not an mlpipe plugin (it exports no mlpipe root module): {e}"
+            LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin(format!(
+                "{shown} is not an mlpipe plugin: it is a shared library, but it does not export \
+                 the mlpipe root module (symbol `{ROOT_SYMBOL}`)."
             )),
+            _ => {
+                LoadError::Incompatible(format!("{shown} is not a plugin this host can load: {e}"))
+            }
         })?;
         let module = header.init_root_module::<PluginModRef>().map_err(|e| {
             LoadError::Incompatible(format!(

@@ -1,0 +1,340 @@
+//! The components the host can build: plugins loaded from libraries and plugins
+//! registered in-process, looked up by `name` or `plugin/name`.
+
+use std::path::{Path, PathBuf};
+
+use mlpipe_plugin_api::ffi::PluginLibrary;
+use mlpipe_plugin_api::{
+    ComponentInfo, ComponentKind, ConfigType, Kernel, Manifest, Plugin, Sink, Source, Transform,
+};
+
+use crate::config::ComponentSpec;
+use crate::error::HostError;
+use crate::loader::{self, PluginSearch};
+
+/// Where a plugin's components come from.
+#[derive(Debug)]
+enum Provider {
+    Library {
+        path: PathBuf,
+        library: PluginLibrary,
+    },
+    InProcess(Plugin),
+}
+
+impl Provider {
+    fn manifest(&self) -> Manifest {
+        match self {
+            Provider::Library { library, .. } => library.manifest().clone(),
+            Provider::InProcess(plugin) => plugin.manifest(),
+        }
+    }
+}
+
+/// A registered plugin, as listed by `plugins list`.
+#[derive(Debug, Clone)]
+pub struct PluginEntry {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// The library it was loaded from; `None` for in-process plugins.
+    pub path: Option<PathBuf>,
+}
+
+/// Which component a pipeline stage uses, for messages and reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentLabel {
+    /// `source`, `transform[i]` or `sink`.
+    pub stage: String,
+    /// The component's name.
+    pub component: String,
+    /// The plugin providing it.
+    pub plugin: Option<String>,
+}
+
+/// The plugins the host knows.
+#[derive(Debug, Default)]
+pub struct Registry {
+    providers: Vec<(Manifest, Provider)>,
+}
+
+impl Registry {
+    /// An empty registry, for embedding with in-process plugins.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Loads every library the search finds.
+    pub fn load(search: &PluginSearch) -> Result<Registry, HostError> {
+        let mut registry = Registry::new();
+        for path in search.library_files()? {
+            registry.add_library(&path)?;
+        }
+        Ok(registry)
+    }
+
+    /// Loads one plugin library.
+    pub fn add_library(&mut self, path: &Path) -> Result<(), HostError> {
+        let library = loader::open(path)?;
+        self.add(Provider::Library {
+            path: path.to_path_buf(),
+            library,
+        })
+    }
+
+    /// Registers a plugin that lives in this process (no library, no ABI crossing).
+    pub fn add_in_process(&mut self, plugin: Plugin) -> Result<(), HostError> {
+        self.add(Provider::InProcess(plugin))
+    }
+
+    fn add(&mut self, provider: Provider) -> Result<(), HostError> {
+        let manifest = provider.manifest();
+        if let Some((_, existing)) = self.providers.iter().find(|(m, _)| m.name == manifest.name) {
+            return Err(HostError::Plugin(format!(
+                "two plugins are named `{}`: {} and {}\nLoad only one of them (plugin names must \
+                 be unique so that `plugin/component` is unambiguous).",
+                manifest.name,
+                describe(existing),
+                describe(&provider)
+            )));
+        }
+        self.providers.push((manifest, provider));
+        Ok(())
+    }
+
+    /// Every registered plugin.
+    pub fn plugins(&self) -> Vec<PluginEntry> {
+        self.providers
+            .iter()
+            .map(|(manifest, provider)| PluginEntry {
+                manifest: manifest.clone(),
+                path: match provider {
+                    Provider::Library { path, .. } => Some(path.clone()),
+                    Provider::InProcess(_) => None,
+                },
+            })
+            .collect()
+    }
+
+    /// Finds the component a `type` value names: `name` or `plugin/name`.
+    fn resolve(
+        &self,
+        kind: ComponentKind,
+        type_name: &str,
+    ) -> Result<(&Manifest, &Provider, &ComponentInfo), String> {
+        let (plugin_name, name) = match type_name.split_once('/') {
+            Some((plugin, name)) => (Some(plugin), name),
+            None => (None, type_name),
+        };
+        let matches: Vec<_> = self
+            .providers
+            .iter()
+            .filter(|(manifest, _)| plugin_name.is_none_or(|p| p == manifest.name))
+            .filter_map(|(manifest, provider)| {
+                manifest
+                    .component(kind, name)
+                    .map(|info| (manifest, provider, info))
+            })
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => {
+                let available: Vec<String> = self
+                    .providers
+                    .iter()
+                    .flat_map(|(m, _)| {
+                        m.components
+                            .iter()
+                            .filter(|c| c.kind == kind)
+                            .map(move |c| format!("{}/{}", m.name, c.name))
+                    })
+                    .collect();
+                Err(format!(
+                    "no {kind} named `{type_name}`; available {kind}s: {}.\nLoad the plugin that \
+                     provides it with --plugin PATH, or see `mlpipe-host plugins list`.",
+                    if available.is_empty() {
+                        "none".to_string()
+                    } else {
+                        available.join(", ")
+                    }
+                ))
+            }
+            several => Err(format!(
+                "{kind} `{type_name}` is ambiguous: {} all provide it; write type = \"plugin/{name}\" to choose.",
+                several
+                    .iter()
+                    .map(|(m, _, _)| format!("`{}/{name}`", m.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// Checks a stage's component exists and accepts its config, without creating it.
+    pub fn check(
+        &self,
+        kind: ComponentKind,
+        spec: &ComponentSpec,
+        file: &Path,
+    ) -> Result<ComponentLabel, HostError> {
+        self.prepare(kind, spec, file, Path::new("."))
+            .map(|(label, _, _)| label)
+    }
+
+    /// Resolves, validates (before any plugin code runs) and resolves relative paths.
+    fn prepare(
+        &self,
+        kind: ComponentKind,
+        spec: &ComponentSpec,
+        file: &Path,
+        base_dir: &Path,
+    ) -> Result<(ComponentLabel, &Provider, serde_json::Value), HostError> {
+        let fail = |message: String| {
+            HostError::Component(format!(
+                "{}: [{}] type = \"{}\": {message}",
+                file.display(),
+                spec.key,
+                spec.type_name
+            ))
+        };
+        let (manifest, provider, info) = self.resolve(kind, &spec.type_name).map_err(fail)?;
+        info.validate(&spec.config)
+            .map_err(|e| fail(e.message().to_string()))?;
+        let mut config = spec.config.clone();
+        if let Some(values) = config.as_object_mut() {
+            for key in info.config.iter().filter(|k| k.ty == ConfigType::Path) {
+                if spec.overridden.contains(&key.name) {
+                    continue;
+                }
+                if let Some(serde_json::Value::String(path)) = values.get_mut(&key.name) {
+                    if Path::new(path).is_relative() && path != "-" {
+                        *path = base_dir.join(&*path).to_string_lossy().into_owned();
+                    }
+                }
+            }
+        }
+        let label = ComponentLabel {
+            stage: spec.key.clone(),
+            component: info.name.clone(),
+            plugin: Some(manifest.name.clone()),
+        };
+        Ok((label, provider, config))
+    }
+
+    fn create<T: ?Sized>(
+        &self,
+        kind: ComponentKind,
+        spec: &ComponentSpec,
+        file: &Path,
+        base_dir: &Path,
+        make: impl FnOnce(&Provider, &str, &serde_json::Value) -> mlpipe_plugin_api::Result<Box<T>>,
+    ) -> Result<(ComponentLabel, Box<T>), HostError> {
+        let (label, provider, config) = self.prepare(kind, spec, file, base_dir)?;
+        let component = make(provider, &label.component, &config).map_err(|e| {
+            HostError::Component(format!(
+                "{}: [{}] cannot create {kind} `{}`{}: {e}",
+                file.display(),
+                spec.key,
+                label.component,
+                label
+                    .plugin
+                    .as_ref()
+                    .map(|p| format!(" (plugin `{p}`)"))
+                    .unwrap_or_default()
+            ))
+        })?;
+        Ok((label, component))
+    }
+
+    /// Creates the source a stage names.
+    pub fn create_source(
+        &self,
+        spec: &ComponentSpec,
+        file: &Path,
+        base_dir: &Path,
+    ) -> Result<(ComponentLabel, Box<dyn Source>), HostError> {
+        self.create(
+            ComponentKind::Source,
+            spec,
+            file,
+            base_dir,
+            |provider, name, config| match provider {
+                Provider::Library { library, .. } => library.create_source(name, config),
+                Provider::InProcess(plugin) => plugin.create_source(name, config),
+            },
+        )
+    }
+
+    /// Creates the transform a stage names.
+    pub fn create_transform(
+        &self,
+        spec: &ComponentSpec,
+        file: &Path,
+        base_dir: &Path,
+    ) -> Result<(ComponentLabel, Box<dyn Transform>), HostError> {
+        self.create(
+            ComponentKind::Transform,
+            spec,
+            file,
+            base_dir,
+            |provider, name, config| match provider {
+                Provider::Library { library, .. } => library.create_transform(name, config),
+                Provider::InProcess(plugin) => plugin.create_transform(name, config),
+            },
+        )
+    }
+
+    /// Creates the sink a stage names.
+    pub fn create_sink(
+        &self,
+        spec: &ComponentSpec,
+        file: &Path,
+        base_dir: &Path,
+    ) -> Result<(ComponentLabel, Box<dyn Sink>), HostError> {
+        self.create(
+            ComponentKind::Sink,
+            spec,
+            file,
+            base_dir,
+            |provider, name, config| match provider {
+                Provider::Library { library, .. } => library.create_sink(name, config),
+                Provider::InProcess(plugin) => plugin.create_sink(name, config),
+            },
+        )
+    }
+
+    /// Creates the kernel a stage names.
+    pub fn create_kernel(
+        &self,
+        spec: &ComponentSpec,
+        file: &Path,
+        base_dir: &Path,
+    ) -> Result<(ComponentLabel, Box<dyn Kernel>), HostError> {
+        self.create(
+            ComponentKind::Kernel,
+            spec,
+            file,
+            base_dir,
+            |provider, name, config| match provider {
+                Provider::Library { library, .. } => library.create_kernel(name, config),
+                Provider::InProcess(plugin) => plugin.create_kernel(name, config),
+            },
+        )
+    }
+
+    /// The plugin whose name, or library path, is `name_or_path`.
+    pub fn find_plugin(&self, name_or_path: &str) -> Option<PluginEntry> {
+        let as_path = Path::new(name_or_path).canonicalize().ok();
+        self.plugins().into_iter().find(|entry| {
+            entry.manifest.name == name_or_path
+                || (as_path.is_some()
+                    && entry.path.as_ref().and_then(|p| p.canonicalize().ok()) == as_path)
+        })
+    }
+}
+
+fn describe(provider: &Provider) -> String {
+    match provider {
+        Provider::Library { path, .. } => path.display().to_string(),
+        Provider::InProcess(_) => "an in-process plugin".to_string(),
+    }
+}
