@@ -24,7 +24,7 @@ pub enum HostError {
     Component(String),
     /// The run started and failed.
     #[error("{0}")]
-    Run(#[from] RunError),
+    Run(#[from] Box<RunError>),
 }
 
 impl HostError {

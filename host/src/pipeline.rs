@@ -30,15 +30,20 @@ pub struct Stage<C> {
 }
 
 impl<C> Stage<C> {
-    fn fail(&self, method: &'static str, batch: Option<u64>, error: ComponentError) -> RunError {
-        RunError {
+    fn fail(
+        &self,
+        method: &'static str,
+        batch: Option<u64>,
+        error: ComponentError,
+    ) -> Box<RunError> {
+        Box::new(RunError {
             stage: self.label.stage.clone(),
             component: self.label.component.clone(),
             plugin: self.label.plugin.clone(),
             method,
             batch,
             error,
-        }
+        })
     }
 }
 
@@ -102,12 +107,12 @@ pub struct Progress {
 
 /// The first error of a run; later ones are consequences and are dropped.
 struct FirstError {
-    slot: Mutex<Option<RunError>>,
+    slot: Mutex<Option<Box<RunError>>>,
     failed: AtomicBool,
 }
 
 impl FirstError {
-    fn record(&self, error: RunError) {
+    fn record(&self, error: Box<RunError>) {
         let mut slot = self
             .slot
             .lock()
@@ -122,7 +127,7 @@ impl FirstError {
         self.failed.load(Ordering::Acquire)
     }
 
-    fn take(self) -> Option<RunError> {
+    fn take(self) -> Option<Box<RunError>> {
         self.slot
             .into_inner()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -178,7 +183,10 @@ impl Pipeline {
     }
 
     /// Negotiates schemas, then runs every batch through to the sink.
-    pub fn run(mut self, mut on_progress: impl FnMut(&Progress)) -> Result<RunReport, RunError> {
+    pub fn run(
+        mut self,
+        mut on_progress: impl FnMut(&Progress),
+    ) -> Result<RunReport, Box<RunError>> {
         let started = Instant::now();
         let schemas = self.negotiate_schemas()?;
         let total_rows = self.source.component.size_hint().map(|n| n as u64);
@@ -232,7 +240,7 @@ impl Pipeline {
 
     /// Asks each stage for its schema: the source's, each transform's output for its
     /// input, and tells the sink. Returns the schema after each transform, last = output.
-    fn negotiate_schemas(&mut self) -> Result<Vec<SchemaRef>, RunError> {
+    fn negotiate_schemas(&mut self) -> Result<Vec<SchemaRef>, Box<RunError>> {
         let mut schema = self
             .source
             .component
@@ -380,4 +388,201 @@ fn write(
         busy += started.elapsed();
     }
     busy
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::{Arc, Mutex};
+
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use mlpipe_plugin_api::Result;
+
+    use super::*;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]))
+    }
+
+    /// Counts 0..rows in batches; fails at batch `fail_at`.
+    struct Counter {
+        next: i64,
+        rows: i64,
+        fail_at: Option<u64>,
+        batches: u64,
+    }
+
+    impl Source for Counter {
+        fn schema(&self) -> Result<SchemaRef> {
+            Ok(schema())
+        }
+
+        fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>> {
+            if self.fail_at == Some(self.batches) {
+                return Err(ComponentError::bad_data("unreadable"));
+            }
+            self.batches += 1;
+            let end = (self.next + max_rows as i64).min(self.rows);
+            if self.next >= end {
+                return Ok(None);
+            }
+            let values = Int64Array::from_iter_values(self.next..end);
+            self.next = end;
+            Ok(Some(RecordBatch::try_new(
+                schema(),
+                vec![Arc::new(values)],
+            )?))
+        }
+    }
+
+    /// Doubles `n`; fails on the batch with index `fail_at`.
+    struct Double {
+        seen: u64,
+        fail_at: Option<u64>,
+    }
+
+    impl Transform for Double {
+        fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+            Ok(input.clone())
+        }
+
+        fn transform(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+            if self.fail_at == Some(self.seen) {
+                return Err(ComponentError::bad_data("cannot double").with_rows(0..1));
+            }
+            self.seen += 1;
+            let doubled: Int64Array = batch.column(0).as_primitive::<Int64Type>().unary(|n| n * 2);
+            Ok(RecordBatch::try_new(
+                batch.schema(),
+                vec![Arc::new(doubled)],
+            )?)
+        }
+    }
+
+    /// Collects every value; records whether it was flushed.
+    #[derive(Clone, Default)]
+    struct Collect {
+        values: Arc<Mutex<Vec<i64>>>,
+        flushed: Arc<AtomicU64>,
+        fail_at: Option<u64>,
+    }
+
+    impl Sink for Collect {
+        fn consume(&mut self, batch: RecordBatch) -> Result<()> {
+            let mut values = self.values.lock().unwrap();
+            if self.fail_at == Some(values.len() as u64) {
+                return Err(ComponentError::io("disk full"));
+            }
+            values.extend(batch.column(0).as_primitive::<Int64Type>().values().iter());
+            Ok(())
+        }
+
+        fn flush(&mut self) -> Result<()> {
+            self.flushed.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn label(stage: &str) -> ComponentLabel {
+        ComponentLabel {
+            stage: stage.to_string(),
+            component: format!("test-{}", stage.trim_end_matches("[0]")),
+            plugin: None,
+        }
+    }
+
+    fn pipeline(
+        rows: i64,
+        fail: (Option<u64>, Option<u64>, Option<u64>),
+        sink: &Collect,
+    ) -> Pipeline {
+        let mut sink = sink.clone();
+        sink.fail_at = fail.2;
+        Pipeline {
+            settings: Settings {
+                batch_rows: 10,
+                ..Settings::default()
+            },
+            source: Stage {
+                label: label("source"),
+                component: Box::new(Counter {
+                    next: 0,
+                    rows,
+                    fail_at: fail.0,
+                    batches: 0,
+                }),
+            },
+            transforms: vec![Stage {
+                label: label("transform[0]"),
+                component: Box::new(Double {
+                    seen: 0,
+                    fail_at: fail.1,
+                }),
+            }],
+            sink: Stage {
+                label: label("sink"),
+                component: Box::new(sink),
+            },
+        }
+    }
+
+    #[test]
+    fn every_row_arrives_in_order_and_the_sink_is_flushed_once() {
+        let sink = Collect::default();
+        let mut updates = 0;
+        let report = pipeline(95, (None, None, None), &sink)
+            .run(|_| updates += 1)
+            .unwrap();
+        assert_eq!(
+            *sink.values.lock().unwrap(),
+            (0..95).map(|n| n * 2).collect::<Vec<_>>()
+        );
+        assert_eq!(sink.flushed.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            (report.rows_read, report.rows_written, report.batches),
+            (95, 95, 10)
+        );
+        assert_eq!(updates, 10);
+    }
+
+    #[test]
+    fn a_failure_in_any_stage_names_it_and_skips_the_flush() {
+        for (fail, stage, method, batch) in [
+            ((Some(0), None, None), "source", "next_batch", Some(0)),
+            ((Some(4), None, None), "source", "next_batch", Some(4)),
+            ((None, Some(0), None), "transform[0]", "transform", Some(0)),
+            ((None, Some(9), None), "transform[0]", "transform", Some(9)),
+            ((None, None, Some(0)), "sink", "consume", Some(0)),
+            ((None, None, Some(50)), "sink", "consume", Some(5)),
+        ] {
+            let sink = Collect::default();
+            let error = pipeline(100, fail, &sink).run(|_| {}).unwrap_err();
+            assert_eq!(
+                (error.stage.as_str(), error.method, error.batch),
+                (stage, method, batch)
+            );
+            assert_eq!(
+                error.component,
+                format!("test-{}", stage.trim_end_matches("[0]"))
+            );
+            assert_eq!(
+                sink.flushed.load(Ordering::SeqCst),
+                0,
+                "{stage} failed, yet the sink flushed"
+            );
+        }
+    }
+
+    #[test]
+    fn an_error_message_names_stage_component_method_and_batch() {
+        let sink = Collect::default();
+        let error = pipeline(100, (None, Some(3), None), &sink)
+            .run(|_| {})
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "transform[0] `test-transform` failed in transform at batch 3: bad data: cannot double (rows 0..1)"
+        );
+    }
 }

@@ -205,10 +205,11 @@ impl Registry {
                 if spec.overridden.contains(&key.name) {
                     continue;
                 }
-                if let Some(serde_json::Value::String(path)) = values.get_mut(&key.name) {
-                    if Path::new(path).is_relative() && path != "-" {
-                        *path = base_dir.join(&*path).to_string_lossy().into_owned();
-                    }
+                if let Some(serde_json::Value::String(path)) = values.get_mut(&key.name)
+                    && Path::new(path).is_relative()
+                    && path != "-"
+                {
+                    *path = base_dir.join(&*path).to_string_lossy().into_owned();
                 }
             }
         }

@@ -72,8 +72,15 @@ pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Exports a plugin from a `cdylib` crate. The argument is a function `fn() -> Plugin`;
 /// it runs when the host first asks for the manifest, not when the library is loaded.
 ///
-/// ```ignore
+/// ```no_run
+/// use mlpipe_plugin_api::Plugin;
+///
+/// fn plugin() -> Plugin {
+///     Plugin::new("empty", "0.1.0")
+/// }
+///
 /// mlpipe_plugin_api::export_plugin!(plugin);
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! export_plugin {

@@ -144,7 +144,7 @@ fn check_structure(
     let expected_buffers = spec.buffers.len() + usize::from(spec.can_contain_null_mask);
     let buffers = array.num_buffers();
     let buffer_count_ok = if spec.variadic {
-        buffers >= expected_buffers + 1
+        buffers > expected_buffers
     } else {
         buffers == expected_buffers
     };
@@ -161,13 +161,13 @@ fn check_structure(
     for (index, buffer_spec) in spec.buffers.iter().enumerate() {
         let slot = index + usize::from(spec.can_contain_null_mask);
         let pointer = array.buffer(slot);
-        if pointer.is_null() && array.len() > 0 {
+        if pointer.is_null() && !array.is_empty() {
             return fail(format!("buffer {slot} is null for a non-empty array"));
         }
-        if let BufferSpec::FixedWidth { alignment, .. } = buffer_spec {
-            if (pointer as usize) % alignment != 0 {
-                stats.realigned_buffers += 1;
-            }
+        if let BufferSpec::FixedWidth { alignment, .. } = buffer_spec
+            && !(pointer as usize).is_multiple_of(*alignment)
+        {
+            stats.realigned_buffers += 1;
         }
     }
     let children: Vec<(String, &DataType)> = match value_type {

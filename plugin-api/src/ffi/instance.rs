@@ -38,10 +38,10 @@ fn poisoned_error() -> Error {
 }
 
 fn record_panic<R>(poisoned: &AtomicBool, result: RResult<R, FfiError>) -> RResult<R, FfiError> {
-    if let RResult::RErr(error) = &result {
-        if error.kind() == ErrorKind::Panicked {
-            poisoned.store(true, Ordering::Release);
-        }
+    if let RResult::RErr(error) = &result
+        && error.kind() == ErrorKind::Panicked
+    {
+        poisoned.store(true, Ordering::Release);
     }
     result
 }
