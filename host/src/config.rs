@@ -6,6 +6,7 @@
 //! batch_rows = 65536
 //! memory_budget = "512MiB"
 //! workers = 0             # 0 = one per core
+//! ordered = true          # false: batches reach the sink as they finish
 //!
 //! [source]
 //! type = "csv"            # a component name, or "plugin/component"
@@ -37,6 +38,8 @@ pub struct Settings {
     pub memory_budget: u64,
     /// Worker threads for transforms; 0 means one per core.
     pub workers: usize,
+    /// Whether the sink receives batches in source order (the default) or as they finish.
+    pub ordered: bool,
 }
 
 impl Default for Settings {
@@ -45,6 +48,7 @@ impl Default for Settings {
             batch_rows: 65536,
             memory_budget: 512 << 20,
             workers: 0,
+            ordered: true,
         }
     }
 }
@@ -176,6 +180,11 @@ fn parse_settings(pipeline: &Table) -> Result<Settings, String> {
                 }
             }
             "workers" => settings.workers = positive(value)?,
+            "ordered" => {
+                settings.ordered = value.as_bool().ok_or_else(|| {
+                    format!("`pipeline.ordered` must be true or false, not {value}")
+                })?
+            }
             "memory_budget" => {
                 settings.memory_budget = match value {
                     Value::Integer(n) => u64::try_from(*n).map_err(|_| {
@@ -192,7 +201,7 @@ fn parse_settings(pipeline: &Table) -> Result<Settings, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown key `pipeline.{other}`; [pipeline] accepts batch_rows, memory_budget and workers"
+                    "unknown key `pipeline.{other}`; [pipeline] accepts batch_rows, memory_budget, workers and ordered"
                 ));
             }
         }

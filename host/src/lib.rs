@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use mlpipe_host::pipeline::{Pipeline, Stage};
+//! use mlpipe_host::pipeline::{Pipeline, RunControl, Stage};
 //! use mlpipe_host::registry::ComponentLabel;
 //! use mlpipe_host::config::Settings;
 //! use mlpipe_plugin_api::arrow::array::{Int64Array, RecordBatch};
@@ -36,7 +36,8 @@
 //!     transforms: vec![],
 //!     sink: Stage { label: label("sink"), component: Box::new(Count::default()) },
 //! };
-//! let report = pipeline.run(|_| {}).unwrap();
+//! let (report, result) = pipeline.run(&RunControl::default(), |_progress| {});
+//! result.unwrap();
 //! assert_eq!(report.rows_written, 3);
 //! ```
 
@@ -45,3 +46,4 @@ pub mod error;
 pub mod loader;
 pub mod pipeline;
 pub mod registry;
+pub mod serve;

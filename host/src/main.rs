@@ -1,17 +1,21 @@
 //! The `mlpipe-host` command line: parses arguments, calls the library, maps errors to
 //! exit codes (0 ok, 1 run failed, 2 usage, config or plugin error).
 
-use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use mlpipe_host::config::PipelineConfig;
 use mlpipe_host::error::HostError;
 use mlpipe_host::loader::PluginSearch;
-use mlpipe_host::pipeline::{Pipeline, Progress, RunReport};
+use mlpipe_host::pipeline::metrics::Report;
+use mlpipe_host::pipeline::{Pipeline, Progress, RunControl};
 use mlpipe_host::registry::{PluginEntry, Registry};
+use mlpipe_host::serve::MetricsServer;
 use mlpipe_plugin_api::ComponentInfo;
 
 const EXIT_CODES: &str = "Exit status: 0 success; 1 the run failed (the output path is left \
@@ -41,9 +45,18 @@ struct Cli {
 enum Command {
     /// Run a pipeline.
     #[command(after_help = format!(
-        "Examples:\n  mlpipe-host run examples/quickstart.toml\n  mlpipe-host run job.toml --set source.path=big.csv --set pipeline.batch_rows=8192\n  mlpipe-host run job.toml --set transform.0.columns='[\"a\", \"b*\"]'\n\n{EXIT_CODES}"
+        "Examples:\n  mlpipe-host run examples/quickstart.toml\n  mlpipe-host run job.toml --set source.path=big.csv --set pipeline.batch_rows=8192\n  mlpipe-host run job.toml --set transform.0.columns='[\"a\", \"b*\"]'\n  mlpipe-host run job.toml --metrics-json report.json --metrics-addr 127.0.0.1:9898\n\nSIGINT or SIGTERM stops the run cleanly (exit status 1, no output published); a second SIGINT exits at once.\n\n{EXIT_CODES}"
     ))]
-    Run(PipelineArgs),
+    Run {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// Write the full run report (per-stage metrics, memory, bottleneck) as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        metrics_json: Option<PathBuf>,
+        /// Serve live metrics in the Prometheus text format at ADDR (e.g. 127.0.0.1:9898) while the run lasts.
+        #[arg(long, value_name = "ADDR")]
+        metrics_addr: Option<SocketAddr>,
+    },
     /// Check a pipeline file and its components without reading any data.
     #[command(after_help = format!("Example:\n  mlpipe-host validate examples/quickstart.toml\n\n{EXIT_CODES}"))]
     Validate(PipelineArgs),
@@ -93,17 +106,14 @@ fn run(cli: &Cli) -> Result<(), HostError> {
         cli.plugin_dirs.clone(),
     ))?;
     match &cli.command {
-        Command::Run(args) => {
+        Command::Run {
+            pipeline: args,
+            metrics_json,
+            metrics_addr,
+        } => {
             let config = PipelineConfig::load(&args.pipeline, &args.set)?;
             let pipeline = Pipeline::from_config(&config, &registry)?;
-            let sink = pipeline.sink.label.clone();
-            let mut progress = ProgressLine::new(!cli.quiet && std::io::stderr().is_terminal());
-            let report = pipeline.run(|p| progress.update(p))?;
-            progress.clear();
-            if !cli.quiet {
-                eprintln!("{}", summary(&report, &sink.stage, &sink.component));
-            }
-            Ok(())
+            run_pipeline(pipeline, cli.quiet, metrics_json.as_deref(), *metrics_addr)
         }
         Command::Validate(args) => {
             let config = PipelineConfig::load(&args.pipeline, &args.set)?;
@@ -143,6 +153,82 @@ fn run(cli: &Cli) -> Result<(), HostError> {
             Ok(())
         }
     }
+}
+
+fn run_pipeline(
+    pipeline: Pipeline,
+    quiet: bool,
+    metrics_json: Option<&Path>,
+    metrics_addr: Option<SocketAddr>,
+) -> Result<(), HostError> {
+    let control = RunControl::default();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while the first is being handled ends the process at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, control.cancel.clone())
+            .and_then(|_| signal_hook::flag::register(signal, control.cancel.clone()))
+            .map_err(|e| HostError::Plugin(format!("cannot install the signal handler: {e}")))?;
+    }
+    let server = metrics_addr
+        .map(|address| {
+            MetricsServer::start(
+                address,
+                control.metrics.clone(),
+                pipeline.workers(),
+                pipeline.settings.memory_budget,
+            )
+            .map_err(|e| HostError::Plugin(format!("--metrics-addr {address}: cannot listen: {e}")))
+        })
+        .transpose()?;
+    let sink = pipeline.sink.label.clone();
+    let bar = progress_bar(!quiet && std::io::stderr().is_terminal());
+    let (report, result) = pipeline.run(&control, |p| update(&bar, p));
+    bar.finish_and_clear();
+    if let Some(server) = server {
+        server.stop();
+    }
+    if let Some(path) = metrics_json {
+        write_report(path, &report)?;
+    }
+    if !quiet {
+        let outcome = if result.is_ok() { "done" } else { "failed" };
+        eprintln!(
+            "{}",
+            summary(&report, outcome, &sink.stage, &sink.component)
+        );
+    }
+    Ok(result?)
+}
+
+fn write_report(path: &Path, report: &Report) -> Result<(), HostError> {
+    let fail = |e: String| HostError::Plugin(format!("--metrics-json {}: {e}", path.display()));
+    let json = serde_json::to_string_pretty(report).map_err(|e| fail(e.to_string()))?;
+    let temporary = path.with_extension("json.mlpipe-tmp");
+    std::fs::write(&temporary, json + "\n")
+        .and_then(|_| std::fs::rename(&temporary, path))
+        .map_err(|e| fail(e.to_string()))
+}
+
+fn progress_bar(visible: bool) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::no_length();
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {human_pos} rows {per_sec} {msg} [{elapsed_precise}] {wide_bar} {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn update(bar: &ProgressBar, progress: &Progress) {
+    if let Some(total) = progress.total_rows {
+        bar.set_length(total);
+    }
+    bar.set_position(progress.rows);
+    bar.set_message(human_bytes(progress.bytes));
 }
 
 fn plugin_table(plugins: &[PluginEntry]) -> String {
@@ -212,22 +298,43 @@ fn describe_component(c: &ComponentInfo) -> String {
     out
 }
 
-fn summary(report: &RunReport, stage: &str, component: &str) -> String {
-    let seconds = report.elapsed.as_secs_f64();
-    let rate = if seconds > 0.0 {
-        report.rows_written as f64 / seconds
-    } else {
-        0.0
-    };
-    let [source, transforms, sink] = report.busy.map(|d| d.as_secs_f64());
-    format!(
-        "done: read {} rows, wrote {} rows in {} batches ({}) to {stage} `{component}` in {seconds:.2} s ({rate:.0} rows/s)\n\
-         busy: source {source:.2} s, transforms {transforms:.2} s, sink {sink:.2} s",
+fn summary(report: &Report, outcome: &str, stage: &str, component: &str) -> String {
+    let rate = report.rows_written as f64 / report.elapsed_seconds.max(1e-9);
+    let mut out = format!(
+        "{outcome}: read {} rows, wrote {} rows in {} batches ({}) to {stage} `{component}` in {:.2} s ({rate:.0} rows/s)\n",
         report.rows_read,
         report.rows_written,
-        report.batches,
+        report.batches_written,
         human_bytes(report.bytes_written),
-    )
+        report.elapsed_seconds,
+    );
+    out += &format!(
+        "  {:<11} {:>7} {:>12} {:>8} {:>9} {:>9} {:>9} {:>9}\n",
+        "stage", "threads", "rows", "busy %", "wait in", "wait out", "p50 ms", "p99 ms"
+    );
+    for s in &report.stages {
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+        out += &format!(
+            "  {:<11} {:>7} {:>12} {:>7.0}% {:>8.2}s {:>8.2}s {:>9} {:>9}\n",
+            s.stage,
+            s.threads,
+            s.rows,
+            100.0 * s.utilization,
+            s.wait_input_seconds,
+            s.wait_output_seconds,
+            ms(s.latency_p50_ms),
+            ms(s.latency_p99_ms)
+        );
+    }
+    out += &format!(
+        "  memory: peak {} in flight of a {} budget; pooled buffers reused {} times, allocated {}\n",
+        human_bytes(report.memory_peak_bytes),
+        human_bytes(report.memory_budget_bytes),
+        report.pool_reused,
+        report.pool_allocated
+    );
+    out += &format!("  bottleneck: {}", report.bottleneck);
+    out
 }
 
 fn human_bytes(bytes: u64) -> String {
@@ -239,51 +346,4 @@ fn human_bytes(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
-}
-
-/// A one-line progress display on standard error, redrawn at most ten times a second.
-struct ProgressLine {
-    enabled: bool,
-    last: Option<Instant>,
-}
-
-impl ProgressLine {
-    fn new(enabled: bool) -> ProgressLine {
-        ProgressLine {
-            enabled,
-            last: None,
-        }
-    }
-
-    fn update(&mut self, p: &Progress) {
-        if !self.enabled
-            || self
-                .last
-                .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
-        {
-            return;
-        }
-        self.last = Some(Instant::now());
-        let seconds = p.elapsed.as_secs_f64().max(1e-9);
-        let rate = p.rows as f64 / seconds;
-        let eta = match p.total_rows {
-            Some(total) if rate > 0.0 && total > p.rows => {
-                format!(", ETA {:.0} s", (total - p.rows) as f64 / rate)
-            }
-            _ => String::new(),
-        };
-        let total = p.total_rows.map(|t| format!("/{t}")).unwrap_or_default();
-        eprint!(
-            "\r\x1b[K{}{total} rows, {rate:.0} rows/s, {}{eta}",
-            p.rows,
-            human_bytes(p.bytes)
-        );
-        let _ = std::io::stderr().flush();
-    }
-
-    fn clear(&self) {
-        if self.enabled && self.last.is_some() {
-            eprint!("\r\x1b[K");
-        }
-    }
 }

@@ -2,15 +2,19 @@
 //! registered in-process, looked up by `name` or `plugin/name`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mlpipe_plugin_api::ffi::PluginLibrary;
 use mlpipe_plugin_api::{
     ComponentInfo, ComponentKind, ConfigType, Kernel, Manifest, Plugin, Sink, Source, Transform,
 };
 
+use mlpipe_plugin_api::Result as ApiResult;
+
 use crate::config::ComponentSpec;
 use crate::error::HostError;
 use crate::loader::{self, PluginSearch};
+use crate::pipeline::TransformFactory;
 
 /// Where a plugin's components come from.
 #[derive(Debug)]
@@ -27,6 +31,38 @@ impl Provider {
         match self {
             Provider::Library { library, .. } => library.manifest().clone(),
             Provider::InProcess(plugin) => plugin.manifest(),
+        }
+    }
+
+    fn create_source(&self, name: &str, config: &serde_json::Value) -> ApiResult<Box<dyn Source>> {
+        match self {
+            Provider::Library { library, .. } => library.create_source(name, config),
+            Provider::InProcess(plugin) => plugin.create_source(name, config),
+        }
+    }
+
+    fn create_transform(
+        &self,
+        name: &str,
+        config: &serde_json::Value,
+    ) -> ApiResult<Box<dyn Transform>> {
+        match self {
+            Provider::Library { library, .. } => library.create_transform(name, config),
+            Provider::InProcess(plugin) => plugin.create_transform(name, config),
+        }
+    }
+
+    fn create_sink(&self, name: &str, config: &serde_json::Value) -> ApiResult<Box<dyn Sink>> {
+        match self {
+            Provider::Library { library, .. } => library.create_sink(name, config),
+            Provider::InProcess(plugin) => plugin.create_sink(name, config),
+        }
+    }
+
+    fn create_kernel(&self, name: &str, config: &serde_json::Value) -> ApiResult<Box<dyn Kernel>> {
+        match self {
+            Provider::Library { library, .. } => library.create_kernel(name, config),
+            Provider::InProcess(plugin) => plugin.create_kernel(name, config),
         }
     }
 }
@@ -52,9 +88,9 @@ pub struct ComponentLabel {
 }
 
 /// The plugins the host knows.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Registry {
-    providers: Vec<(Manifest, Provider)>,
+    providers: Vec<(Manifest, Arc<Provider>)>,
 }
 
 impl Registry {
@@ -97,7 +133,7 @@ impl Registry {
                 describe(&provider)
             )));
         }
-        self.providers.push((manifest, provider));
+        self.providers.push((manifest, Arc::new(provider)));
         Ok(())
     }
 
@@ -107,7 +143,7 @@ impl Registry {
             .iter()
             .map(|(manifest, provider)| PluginEntry {
                 manifest: manifest.clone(),
-                path: match provider {
+                path: match provider.as_ref() {
                     Provider::Library { path, .. } => Some(path.clone()),
                     Provider::InProcess(_) => None,
                 },
@@ -120,7 +156,7 @@ impl Registry {
         &self,
         kind: ComponentKind,
         type_name: &str,
-    ) -> Result<(&Manifest, &Provider, &ComponentInfo), String> {
+    ) -> Result<(&Manifest, &Arc<Provider>, &ComponentInfo), String> {
         let (plugin_name, name) = match type_name.split_once('/') {
             Some((plugin, name)) => (Some(plugin), name),
             None => (None, type_name),
@@ -187,7 +223,7 @@ impl Registry {
         spec: &ComponentSpec,
         file: &Path,
         base_dir: &Path,
-    ) -> Result<(ComponentLabel, &Provider, serde_json::Value), HostError> {
+    ) -> Result<(ComponentLabel, &Arc<Provider>, serde_json::Value), HostError> {
         let fail = |message: String| {
             HostError::Component(format!(
                 "{}: [{}] type = \"{}\": {message}",
@@ -227,7 +263,7 @@ impl Registry {
         spec: &ComponentSpec,
         file: &Path,
         base_dir: &Path,
-        make: impl FnOnce(&Provider, &str, &serde_json::Value) -> mlpipe_plugin_api::Result<Box<T>>,
+        make: impl FnOnce(&Provider, &str, &serde_json::Value) -> ApiResult<Box<T>>,
     ) -> Result<(ComponentLabel, Box<T>), HostError> {
         let (label, provider, config) = self.prepare(kind, spec, file, base_dir)?;
         let component = make(provider, &label.component, &config).map_err(|e| {
@@ -258,10 +294,7 @@ impl Registry {
             spec,
             file,
             base_dir,
-            |provider, name, config| match provider {
-                Provider::Library { library, .. } => library.create_source(name, config),
-                Provider::InProcess(plugin) => plugin.create_source(name, config),
-            },
+            Provider::create_source,
         )
     }
 
@@ -277,11 +310,24 @@ impl Registry {
             spec,
             file,
             base_dir,
-            |provider, name, config| match provider {
-                Provider::Library { library, .. } => library.create_transform(name, config),
-                Provider::InProcess(plugin) => plugin.create_transform(name, config),
-            },
+            Provider::create_transform,
         )
+    }
+
+    /// A factory for the transform a stage names: the engine makes one instance per
+    /// worker. One instance is made here, so that a config the plugin itself rejects is
+    /// reported before the run starts.
+    pub fn transform_factory(
+        &self,
+        spec: &ComponentSpec,
+        file: &Path,
+        base_dir: &Path,
+    ) -> Result<(ComponentLabel, TransformFactory), HostError> {
+        let (label, _) = self.create_transform(spec, file, base_dir)?;
+        let (_, provider, config) = self.prepare(ComponentKind::Transform, spec, file, base_dir)?;
+        let (provider, name) = (provider.clone(), label.component.clone());
+        let factory: TransformFactory = Arc::new(move || provider.create_transform(&name, &config));
+        Ok((label, factory))
     }
 
     /// Creates the sink a stage names.
@@ -296,10 +342,7 @@ impl Registry {
             spec,
             file,
             base_dir,
-            |provider, name, config| match provider {
-                Provider::Library { library, .. } => library.create_sink(name, config),
-                Provider::InProcess(plugin) => plugin.create_sink(name, config),
-            },
+            Provider::create_sink,
         )
     }
 
@@ -315,10 +358,7 @@ impl Registry {
             spec,
             file,
             base_dir,
-            |provider, name, config| match provider {
-                Provider::Library { library, .. } => library.create_kernel(name, config),
-                Provider::InProcess(plugin) => plugin.create_kernel(name, config),
-            },
+            Provider::create_kernel,
         )
     }
 
