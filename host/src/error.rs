@@ -28,11 +28,16 @@ pub enum HostError {
 }
 
 impl HostError {
-    /// The process exit status: 2 for problems the user fixes before running (usage,
-    /// config, plugins), 1 for a run that failed.
+    /// The process exit status: 2 for problems the user fixes in the command or the
+    /// pipeline file (usage, config — also when a component reports its config invalid
+    /// once running — and plugins), 1 for a run that failed.
     pub fn exit_code(&self) -> i32 {
         match self {
-            HostError::Run(_) => 1,
+            HostError::Run(run)
+                if run.error.kind() != mlpipe_plugin_api::ErrorKind::InvalidConfig =>
+            {
+                1
+            }
             _ => 2,
         }
     }
