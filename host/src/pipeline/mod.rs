@@ -172,11 +172,13 @@ struct WorkerGate {
 }
 
 impl WorkerGate {
-    /// Waits while worker `index` is above the limit; false when the run is over.
-    fn wait_turn(&self, index: usize, stop: &AtomicBool) -> bool {
+    /// Waits while worker `index` is above the limit; false when `finished()` says the
+    /// worker is no longer needed (checked again on every wake-up, so a parked worker
+    /// cannot outlive its input).
+    fn wait_turn(&self, index: usize, finished: impl Fn() -> bool) -> bool {
         let mut limit = self.limit.lock().unwrap_or_else(|p| p.into_inner());
         while index >= *limit {
-            if stop.load(Ordering::Acquire) {
+            if finished() {
                 return false;
             }
             limit = self
@@ -557,14 +559,11 @@ fn work(
         Ok(chain) => chain,
         Err(error) => return shared.errors.record(error),
     };
-    let stop = AtomicBool::new(false);
+    let finished = || {
+        shared.errors.failed() || (shared.source_done.load(Ordering::Acquire) && input.is_empty())
+    };
     loop {
-        stop.store(
-            shared.errors.failed()
-                || (shared.source_done.load(Ordering::Acquire) && input.is_empty()),
-            Ordering::Release,
-        );
-        if !shared.gate.wait_turn(index, &stop) {
+        if !shared.gate.wait_turn(index, finished) {
             break;
         }
         let (received, waited) = timed(|| input.recv_timeout(Duration::from_millis(100)));
@@ -763,7 +762,10 @@ fn watch(
             let span = window.0.elapsed().as_nanos() as f64;
             let idle_share = (idle - window.1) as f64 / (span * limit as f64);
             let blocked_share = (blocked - window.2) as f64 / span;
-            if idle_share > 0.6 && limit > 1 {
+            if shared.source_done.load(Ordering::Acquire) {
+                // Nothing left for the source to do: every worker drains the queue.
+                limit = workers;
+            } else if idle_share > 0.6 && limit > 1 {
                 limit -= 1;
             } else if blocked_share > 0.2 && limit < workers {
                 limit += 1;
@@ -1055,6 +1057,23 @@ mod tests {
         let error = result.unwrap_err();
         assert_eq!(error.error.kind(), ErrorKind::Cancelled);
         assert_eq!(sink.flushed.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_parked_worker_leaves_when_it_is_no_longer_needed() {
+        let gate = WorkerGate {
+            limit: Mutex::new(1),
+            changed: Condvar::new(),
+        };
+        assert!(gate.wait_turn(0, || false));
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let parked = scope.spawn(|| gate.wait_turn(1, || done.load(Ordering::Acquire)));
+            done.store(true, Ordering::Release);
+            assert!(!parked.join().unwrap());
+        });
+        gate.set(2);
+        assert!(gate.wait_turn(1, || true));
     }
 
     #[test]

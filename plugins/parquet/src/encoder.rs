@@ -28,8 +28,8 @@ use parquet::file::writer::SerializedFileWriter;
 const QUEUE: usize = 2;
 
 enum Job {
-    /// Encode these leaves (one per column the thread owns).
-    Encode(Vec<ArrowLeafColumn>),
+    /// Encode these leaves (one per column the thread owns), which hold this many bytes.
+    Encode(Vec<ArrowLeafColumn>, usize),
     /// Close the row group: send back its chunks, continue with these writers.
     Close(Vec<ArrowColumnWriter>),
 }
@@ -83,8 +83,10 @@ fn encode_loop(
     let mut failed = false;
     for job in jobs {
         match job {
-            Job::Encode(_) if failed => {}
-            Job::Encode(leaves) => {
+            Job::Encode(_, queued) if failed => {
+                buffered.fetch_sub(queued, Ordering::Relaxed);
+            }
+            Job::Encode(leaves, queued) => {
                 let before: usize = writers.iter().map(ArrowColumnWriter::memory_size).sum();
                 let result = writers
                     .iter_mut()
@@ -92,7 +94,7 @@ fn encode_loop(
                     .try_for_each(|(w, leaf)| w.write(leaf));
                 let after: usize = writers.iter().map(ArrowColumnWriter::memory_size).sum();
                 buffered.fetch_add(after, Ordering::Relaxed);
-                buffered.fetch_sub(before, Ordering::Relaxed);
+                buffered.fetch_sub(before + queued, Ordering::Relaxed);
                 if let Err(error) = result {
                     failed = true;
                     let _ = chunks.send(Err(error));
@@ -209,13 +211,17 @@ impl ParallelWriter {
                 self.leaf_count
             )));
         }
+        // The batch stays alive until every encoder is done with it: charge it to the
+        // sink's memory, shared among the encoders.
+        let share = batch.get_array_memory_size() / self.encoders.0.len();
         for encoder in &self.encoders.0 {
             let mine = encoder
                 .columns
                 .iter()
                 .filter_map(|&c| leaves[c].take())
                 .collect();
-            Self::send(encoder, Job::Encode(mine))?;
+            self.buffered.fetch_add(share, Ordering::Relaxed);
+            Self::send(encoder, Job::Encode(mine, share))?;
         }
         Ok(())
     }
@@ -287,7 +293,8 @@ impl ParallelWriter {
         self.file.into_inner()
     }
 
-    /// Bytes of encoded pages the encoders hold for row groups not yet written.
+    /// Bytes the encoders hold: queued batches, and encoded pages of row groups not yet
+    /// written.
     pub(crate) fn memory_size(&self) -> usize {
         self.buffered.load(Ordering::Relaxed)
     }
