@@ -64,7 +64,7 @@ pub use crate::manifest::{
     ComponentInfo, ComponentKind, Config, ConfigKey, ConfigType, Manifest, parse_byte_size,
 };
 pub use crate::plugin::Plugin;
-pub use crate::traits::{Kernel, Sink, Source, Transform};
+pub use crate::traits::{ColumnUsage, Counters, Kernel, Sink, Source, Transform};
 
 /// The version of this crate, which is the plugin API version a plugin declares.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");

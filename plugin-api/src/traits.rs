@@ -7,8 +7,30 @@
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
+use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// Named counts a component adds to the run report: rows skipped, rule violations, files
+/// read. The host sums the counts of a transform's instances across workers.
+pub type Counters = Vec<(String, u64)>;
+
+/// Which columns a transform reads and which it writes, for one input schema.
+///
+/// The host uses it to fit independent stages of a chain in the same pass over the data:
+/// a stage whose `reads` no earlier, not-yet-fitted stage `writes` can be fitted without
+/// waiting for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnUsage {
+    /// Input columns whose values the transform (and its fit) reads.
+    pub reads: Vec<String>,
+    /// Output columns the transform changes, adds or removes.
+    pub writes: Vec<String>,
+}
+
+fn not_fittable() -> Error {
+    Error::internal("this transform is not fitted from data, yet the host asked it to fit")
+}
 
 /// Produces record batches: a file reader, a database cursor, a generator.
 pub trait Source: Send {
@@ -27,17 +49,38 @@ pub trait Source: Send {
     fn memory_usage(&self) -> usize {
         0
     }
+
+    /// Named counts for the run report (e.g. malformed records skipped).
+    fn counters(&self) -> Counters {
+        Vec::new()
+    }
 }
 
 /// Maps one record batch to another.
+///
+/// A transform that learns parameters from the data (scikit-learn's `fit`: a mean, a
+/// vocabulary, quantiles) says so with [`needs_fit`](Transform::needs_fit). The host then
+/// runs a fit pass before applying it: every worker's instance sees a share of the batches
+/// in [`fit`](Transform::fit); the host collects each instance's
+/// [`fit_partial`](Transform::fit_partial), merges them into one instance with
+/// [`merge_fit`](Transform::merge_fit), calls [`finish_fit`](Transform::finish_fit) there,
+/// and hands the resulting parameters to every instance with
+/// [`load_fit`](Transform::load_fit) (also used to apply parameters saved by
+/// `mlpipe-host fit`).
 pub trait Transform: Send {
     /// The schema of the batches this transform returns for inputs of schema `input`.
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef>;
 
-    /// Transforms one batch.
+    /// Transforms one batch. The result may have fewer (even zero) or more rows.
     fn transform(&mut self, batch: RecordBatch) -> Result<RecordBatch>;
 
-    /// Bytes this transform holds between calls.
+    /// Called once per instance after its last batch: returns rows the transform held
+    /// back (a shuffle buffer), which then pass through the rest of the chain.
+    fn finish(&mut self) -> Result<Option<RecordBatch>> {
+        Ok(None)
+    }
+
+    /// Bytes this transform holds between calls (fit statistics included).
     fn memory_usage(&self) -> usize {
         0
     }
@@ -45,6 +88,56 @@ pub trait Transform: Send {
     /// Forgets any state carried between batches (called between runs or epochs).
     fn reset(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    /// Named counts for the run report (e.g. rule violations).
+    fn counters(&self) -> Counters {
+        Vec::new()
+    }
+
+    /// The columns this transform reads and writes for inputs of schema `input`; `None`
+    /// (the default) means it may read and write any column.
+    fn column_usage(&self, input: &SchemaRef) -> Result<Option<ColumnUsage>> {
+        let _ = input;
+        Ok(None)
+    }
+
+    /// Whether this transform must be fitted on the data before it is applied.
+    fn needs_fit(&self) -> bool {
+        false
+    }
+
+    /// Accumulates fit statistics from one batch of this transform's input.
+    fn fit(&mut self, batch: &RecordBatch) -> Result<()> {
+        let _ = batch;
+        Err(not_fittable())
+    }
+
+    /// Returns this instance's accumulated statistics in a form of the plugin's choosing
+    /// (only [`merge_fit`](Transform::merge_fit) of the same component reads it), and
+    /// forgets them.
+    fn fit_partial(&mut self) -> Result<Vec<u8>> {
+        Err(not_fittable())
+    }
+
+    /// Merges statistics another instance returned from
+    /// [`fit_partial`](Transform::fit_partial) into this one's.
+    fn merge_fit(&mut self, partial: &[u8]) -> Result<()> {
+        let _ = partial;
+        Err(not_fittable())
+    }
+
+    /// Computes the fitted parameters from the merged statistics, starts using them, and
+    /// returns them as JSON (saved by `mlpipe-host fit`; readable and versioned).
+    fn finish_fit(&mut self) -> Result<serde_json::Value> {
+        Err(not_fittable())
+    }
+
+    /// Starts using fitted parameters that [`finish_fit`](Transform::finish_fit) returned,
+    /// in this run or in an earlier one.
+    fn load_fit(&mut self, params: &serde_json::Value) -> Result<()> {
+        let _ = params;
+        Err(not_fittable())
     }
 }
 
@@ -69,6 +162,11 @@ pub trait Sink: Send {
     /// Bytes this sink holds (buffered rows, encoder state).
     fn memory_usage(&self) -> usize {
         0
+    }
+
+    /// Named counts for the run report (e.g. files written).
+    fn counters(&self) -> Counters {
+        Vec::new()
     }
 }
 

@@ -49,6 +49,19 @@ pub fn realigned_buffers() -> usize {
     REALIGNED_BUFFERS.load(Ordering::Relaxed)
 }
 
+/// Encodes a value that crosses the boundary as JSON text.
+fn to_json(value: &impl serde::Serialize) -> crate::Result<abi_stable::std_types::RString> {
+    serde_json::to_string(value)
+        .map(Into::into)
+        .map_err(|e| crate::Error::internal(format!("cannot encode as JSON: {e}")))
+}
+
+/// Decodes JSON text that crossed the boundary; `what` names it in the error.
+fn from_json<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> crate::Result<T> {
+    serde_json::from_str(json)
+        .map_err(|e| crate::Error::internal(format!("malformed {what} from the other side: {e}")))
+}
+
 /// Imports a batch that crossed the boundary, counting realigned buffers.
 fn record_import(batch: FfiBatch) -> crate::Result<::arrow::array::RecordBatch> {
     let (batch, stats) = batch.import()?;

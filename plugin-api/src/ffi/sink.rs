@@ -4,22 +4,21 @@
 use std::ffi::c_void;
 
 use abi_stable::StableAbi;
-use abi_stable::std_types::RResult;
+use abi_stable::std_types::{RResult, RString};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
 use super::arrow::{FfiBatch, FfiSchema};
 use super::error::{FfiError, into_result};
 use super::instance::{Handle, VTable, call_mut, into_state, release};
-use super::record_import;
+use super::{from_json, record_import, to_json};
 use crate::error::Result;
-use crate::traits::Sink;
+use crate::traits::{Counters, Sink};
 
 /// The functions of a sink (a prefix type, see [`super::source::SourceVTable`]).
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = SinkVTableRef)))]
-#[sabi(missing_field(panic))]
 pub struct SinkVTable {
     begin: unsafe extern "C" fn(*mut c_void, FfiSchema) -> RResult<(), FfiError>,
     consume: unsafe extern "C" fn(*mut c_void, FfiBatch) -> RResult<(), FfiError>,
@@ -27,6 +26,8 @@ pub struct SinkVTable {
     memory_usage: unsafe extern "C" fn(*mut c_void) -> RResult<u64, FfiError>,
     #[sabi(last_prefix_field)]
     release: unsafe extern "C" fn(*mut c_void),
+    /// JSON: `[[name, count], ...]`. Absent in plugins built before it existed.
+    counters: unsafe extern "C" fn(*mut c_void) -> RResult<RString, FfiError>,
 }
 
 impl VTable for SinkVTableRef {
@@ -60,6 +61,11 @@ unsafe extern "C" fn memory_usage(state: *mut c_void) -> RResult<u64, FfiError> 
     unsafe { call_mut(state, |s: &mut Boxed| Ok(s.memory_usage() as u64)) }
 }
 
+unsafe extern "C" fn counters(state: *mut c_void) -> RResult<RString, FfiError> {
+    // SAFETY: the host passes the state of a live sink, one call at a time.
+    unsafe { call_mut(state, |s: &mut Boxed| to_json(&s.counters())) }
+}
+
 impl SinkVTable {
     abi_stable::staticref! {
         const VTABLE: abi_stable::prefix_type::WithMetadata<SinkVTable> =
@@ -69,6 +75,7 @@ impl SinkVTable {
             flush,
             memory_usage,
             release: release::<Boxed>,
+            counters,
             })
     }
 }
@@ -119,5 +126,16 @@ impl Sink for ForeignSink {
         let (vtable, state) = (self.handle.vtable(), self.handle.state());
         // SAFETY: as in `begin`.
         into_result(unsafe { (vtable.memory_usage())(state) }).map_or(0, |n| n as usize)
+    }
+
+    fn counters(&self) -> Counters {
+        let (vtable, state) = (self.handle.vtable(), self.handle.state());
+        let Some(counters) = vtable.counters() else {
+            return Vec::new();
+        };
+        // SAFETY: as above.
+        into_result(unsafe { counters(state) })
+            .and_then(|json| from_json(json.as_str(), "counters"))
+            .unwrap_or_default()
     }
 }

@@ -4,23 +4,22 @@
 use std::ffi::c_void;
 
 use abi_stable::StableAbi;
-use abi_stable::std_types::{ROption, RResult};
+use abi_stable::std_types::{ROption, RResult, RString};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
 use super::arrow::{FfiBatch, FfiSchema};
 use super::error::{FfiError, into_result};
 use super::instance::{Handle, VTable, call_mut, into_state, release};
-use super::record_import;
+use super::{from_json, record_import, to_json};
 use crate::error::Result;
-use crate::traits::Source;
+use crate::traits::{Counters, Source};
 
 /// The functions of a source. A prefix type: later API versions append entries after
 /// `release`, and a newer host sees them as absent in plugins built earlier.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = SourceVTableRef)))]
-#[sabi(missing_field(panic))]
 pub struct SourceVTable {
     schema: unsafe extern "C" fn(*mut c_void) -> RResult<FfiSchema, FfiError>,
     next_batch: unsafe extern "C" fn(*mut c_void, u64) -> RResult<ROption<FfiBatch>, FfiError>,
@@ -28,6 +27,8 @@ pub struct SourceVTable {
     memory_usage: unsafe extern "C" fn(*mut c_void) -> RResult<u64, FfiError>,
     #[sabi(last_prefix_field)]
     release: unsafe extern "C" fn(*mut c_void),
+    /// JSON: `[[name, count], ...]`. Absent in plugins built before it existed.
+    counters: unsafe extern "C" fn(*mut c_void) -> RResult<RString, FfiError>,
 }
 
 impl VTable for SourceVTableRef {
@@ -80,6 +81,11 @@ unsafe extern "C" fn memory_usage(state: *mut c_void) -> RResult<u64, FfiError> 
     unsafe { call_mut(state, |s: &mut Boxed| Ok(s.memory_usage() as u64)) }
 }
 
+unsafe extern "C" fn counters(state: *mut c_void) -> RResult<RString, FfiError> {
+    // SAFETY: the host passes the state of a live source, one call at a time.
+    unsafe { call_mut(state, |s: &mut Boxed| to_json(&s.counters())) }
+}
+
 impl SourceVTable {
     abi_stable::staticref! {
         const VTABLE: abi_stable::prefix_type::WithMetadata<SourceVTable> =
@@ -89,6 +95,7 @@ impl SourceVTable {
             size_hint,
             memory_usage,
             release: release::<Boxed>,
+            counters,
             })
     }
 }
@@ -139,5 +146,16 @@ impl Source for ForeignSource {
         let (vtable, state) = (self.handle.vtable(), self.handle.state());
         // SAFETY: as in `schema`.
         into_result(unsafe { (vtable.memory_usage())(state) }).map_or(0, |n| n as usize)
+    }
+
+    fn counters(&self) -> Counters {
+        let (vtable, state) = (self.handle.vtable(), self.handle.state());
+        let Some(counters) = vtable.counters() else {
+            return Vec::new();
+        };
+        // SAFETY: as above.
+        into_result(unsafe { counters(state) })
+            .and_then(|json| from_json(json.as_str(), "counters"))
+            .unwrap_or_default()
     }
 }
