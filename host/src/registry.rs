@@ -237,15 +237,24 @@ impl Registry {
             .map_err(|e| fail(e.message().to_string()))?;
         let mut config = spec.config.clone();
         if let Some(values) = config.as_object_mut() {
-            for key in info.config.iter().filter(|k| k.ty == ConfigType::Path) {
-                if spec.overridden.contains(&key.name) {
-                    continue;
-                }
-                if let Some(serde_json::Value::String(path)) = values.get_mut(&key.name)
+            let resolve = |value: &mut serde_json::Value| {
+                if let serde_json::Value::String(path) = value
                     && Path::new(path).is_relative()
                     && path != "-"
                 {
                     *path = base_dir.join(&*path).to_string_lossy().into_owned();
+                }
+            };
+            for key in info.config.iter() {
+                if !matches!(key.ty, ConfigType::Path | ConfigType::Paths)
+                    || spec.overridden.contains(&key.name)
+                {
+                    continue;
+                }
+                match values.get_mut(&key.name) {
+                    Some(serde_json::Value::Array(items)) => items.iter_mut().for_each(resolve),
+                    Some(value) => resolve(value),
+                    None => {}
                 }
             }
         }

@@ -51,6 +51,7 @@
 
 mod error;
 pub mod ffi;
+pub mod files;
 mod manifest;
 mod plugin;
 mod traits;

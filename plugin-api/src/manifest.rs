@@ -54,6 +54,10 @@ pub enum ConfigType {
     /// A file or directory path; the host resolves a relative path against the directory
     /// of the pipeline file that gave it.
     Path,
+    /// Input files: a path, a glob pattern, a directory, or a list of them (see
+    /// [`files::expand`](crate::files::expand)); the host resolves relative entries like
+    /// [`ConfigType::Path`].
+    Paths,
     /// A whole number.
     Integer,
     /// A number (whole numbers are accepted too).
@@ -76,6 +80,12 @@ impl ConfigType {
     fn accepts(self, value: &Value) -> bool {
         match self {
             ConfigType::String | ConfigType::Path => value.is_string(),
+            ConfigType::Paths => {
+                value.is_string()
+                    || value.as_array().is_some_and(|items| {
+                        !items.is_empty() && items.iter().all(Value::is_string)
+                    })
+            }
             ConfigType::Integer => value.is_i64() || value.is_u64(),
             ConfigType::Float => value.is_number(),
             ConfigType::Boolean => value.is_boolean(),
@@ -98,6 +108,7 @@ impl ConfigType {
         match self {
             ConfigType::String => "string",
             ConfigType::Path => "path",
+            ConfigType::Paths => "paths",
             ConfigType::Integer => "integer",
             ConfigType::Float => "float",
             ConfigType::Boolean => "boolean",

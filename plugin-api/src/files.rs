@@ -1,0 +1,292 @@
+//! Files for sources and sinks: expanding a dataset's paths, and writing an output file
+//! atomically.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::ErrorKind as IoErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::error::{Error, Result};
+
+/// Expands the value of a [`ConfigType::Paths`](crate::ConfigType::Paths) key into the
+/// files of a dataset, in a stable order:
+///
+/// - a glob pattern (`data/*.parquet`, `logs/**/part-*.csv`) gives the files it matches,
+///   sorted (`*` does not match a leading `.`);
+/// - a directory gives the files under it (recursively, sorted), skipping hidden files and
+///   names starting with `_` (`_SUCCESS`, `_metadata`), and keeping only names ending in
+///   one of `extensions` when that is not empty;
+/// - anything else must be an existing file.
+///
+/// `key` names the config key in errors. A pattern or directory that yields no file is an
+/// error, as is a missing file.
+pub fn expand(paths: &[String], key: &str, extensions: &[&str]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in paths {
+        let before = files.len();
+        if entry.contains(['*', '?', '[']) {
+            let options = glob::MatchOptions {
+                require_literal_leading_dot: true,
+                ..glob::MatchOptions::new()
+            };
+            let matches = glob::glob_with(entry, options).map_err(|e| {
+                Error::config(format!(
+                    "key `{key}`: {entry:?} is not a valid glob pattern: {e}"
+                ))
+            })?;
+            for found in matches {
+                let found = found.map_err(|e| Error::io(format!("key `{key}`: {entry}: {e}")))?;
+                if found.is_file() {
+                    files.push(found);
+                }
+            }
+        } else {
+            let path = Path::new(entry);
+            match fs::metadata(path) {
+                Ok(meta) if meta.is_dir() => walk(path, extensions, &mut files)?,
+                Ok(_) => files.push(path.to_path_buf()),
+                Err(e) if e.kind() == IoErrorKind::NotFound => {
+                    return Err(Error::io(format!(
+                        "{entry}: no such file or directory (key `{key}`); check the path, \
+                         which is relative to the pipeline file's directory"
+                    )));
+                }
+                Err(e) => return Err(Error::io(format!("{entry}: cannot read: {e}"))),
+            }
+        }
+        if files.len() == before {
+            let wanted = if extensions.is_empty() {
+                String::new()
+            } else {
+                format!(" ending in {}", extensions.join(" or "))
+            };
+            return Err(Error::io(format!(
+                "key `{key}`: {entry:?} matches no file{wanted}"
+            )));
+        }
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, extensions: &[&str], files: &mut Vec<PathBuf>) -> Result<()> {
+    let read =
+        |e: std::io::Error| Error::io(format!("{}: cannot list the directory: {e}", dir.display()));
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(read)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()
+        .map_err(read)?;
+    entries.sort();
+    for path in entries {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, extensions, files)?;
+        } else if extensions.is_empty() || extensions.iter().any(|ext| name.ends_with(ext)) {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Distinguishes the temporary files of several outputs of one process.
+static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// An output file written atomically: the data goes to a temporary file beside `path`
+/// (same directory, so the final rename stays on one file system), which
+/// [`commit`](PendingOutput::commit) syncs and renames onto `path`. Dropped without a
+/// commit — the run failed or was interrupted — it deletes the temporary file, so a
+/// failed run never leaves a partial file at the output path.
+#[derive(Debug)]
+pub struct PendingOutput {
+    path: PathBuf,
+    temp: Option<PathBuf>,
+    overwrite: bool,
+}
+
+impl PendingOutput {
+    /// Checks the output path (an existing file is refused unless `overwrite`; a directory
+    /// always is), creates its directory if missing, and opens the temporary file.
+    pub fn create(path: &Path, overwrite: bool) -> Result<(PendingOutput, File)> {
+        let shown = path.display();
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(Error::config(format!(
+                    "{shown} is a directory; set the sink's `path` to a file name inside it"
+                )));
+            }
+            Ok(_) if !overwrite => {
+                return Err(Error::config(format!(
+                    "{shown} already exists; set `overwrite = true` on the sink to replace it, \
+                     or choose another `path`"
+                )));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == IoErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(format!("{shown}: cannot check the output: {e}"))),
+        }
+        let Some(name) = path.file_name() else {
+            return Err(Error::config(format!(
+                "{shown} does not name a file; give the sink's `path` a file name"
+            )));
+        };
+        let dir = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir).map_err(|e| {
+            Error::io(format!(
+                "{shown}: cannot create the output directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let temp = dir.join(format!(
+            ".{}.mlpipe-tmp-{}-{}",
+            name.to_string_lossy(),
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| {
+                Error::io(format!(
+                    "{shown}: cannot create the temporary file {}: {e}",
+                    temp.display()
+                ))
+            })?;
+        let pending = PendingOutput {
+            path: path.to_path_buf(),
+            temp: Some(temp),
+            overwrite,
+        };
+        Ok((pending, file))
+    }
+
+    /// The final output path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Syncs the finished file and renames it onto the output path. `file` is the handle
+    /// [`create`](PendingOutput::create) returned (after the writer is done with it).
+    pub fn commit(mut self, file: File) -> Result<()> {
+        let shown = self.path.display().to_string();
+        let Some(temp) = self.temp.clone() else {
+            return Err(Error::internal(format!("{shown}: committed twice")));
+        };
+        file.sync_all().map_err(|e| {
+            Error::io(format!(
+                "{shown}: cannot sync the temporary file {}: {e}",
+                temp.display()
+            ))
+        })?;
+        drop(file);
+        if !self.overwrite && self.path.exists() {
+            return Err(Error::config(format!(
+                "{shown} was created by someone else while the pipeline ran; nothing was \
+                 replaced. Set `overwrite = true` on the sink to replace it"
+            )));
+        }
+        fs::rename(&temp, &self.path).map_err(|e| {
+            Error::io(format!(
+                "{shown}: cannot move the finished temporary file {} into place: {e}",
+                temp.display()
+            ))
+        })?;
+        self.temp = None;
+        // Makes the rename itself durable; not every platform can open a directory.
+        if let Some(dir) = temp.parent()
+            && let Ok(dir) = File::open(dir)
+        {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PendingOutput {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            // Nothing more can be done if this fails; the name marks the file as ours.
+            let _ = fs::remove_file(temp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(files: &[PathBuf], dir: &Path) -> Vec<String> {
+        files
+            .iter()
+            .map(|f| f.strip_prefix(dir).unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn globs_directories_and_files_expand_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for name in [
+            "b.csv",
+            "a.csv",
+            "c.txt",
+            "_SUCCESS",
+            ".hidden.csv",
+            "sub/d.csv",
+        ] {
+            let path = root.join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, "x").unwrap();
+        }
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        let listed = expand(&[s(root)], "path", &[".csv"]).unwrap();
+        assert_eq!(names(&listed, root), ["a.csv", "b.csv", "sub/d.csv"]);
+        let globbed = expand(&[s(&root.join("*.csv"))], "path", &[]).unwrap();
+        assert_eq!(names(&globbed, root), ["a.csv", "b.csv"]);
+        let files = expand(
+            &[s(&root.join("c.txt")), s(&root.join("a.csv"))],
+            "path",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(names(&files, root), ["c.txt", "a.csv"]);
+    }
+
+    #[test]
+    fn missing_and_empty_inputs_are_errors_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.csv").to_string_lossy().into_owned();
+        let error = expand(&[missing.clone()], "path", &[]).unwrap_err();
+        assert!(error.message().contains(&missing), "{error}");
+        let pattern = dir.path().join("*.parquet").to_string_lossy().into_owned();
+        let error = expand(&[pattern], "files", &[]).unwrap_err();
+        assert!(error.message().contains("key `files`"), "{error}");
+    }
+
+    #[test]
+    fn an_output_appears_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out/data.bin");
+        let (pending, file) = PendingOutput::create(&path, false).unwrap();
+        drop(file);
+        drop(pending);
+        assert!(!path.exists());
+        assert_eq!(fs::read_dir(dir.path().join("out")).unwrap().count(), 0);
+        let (pending, mut file) = PendingOutput::create(&path, false).unwrap();
+        std::io::Write::write_all(&mut file, b"done").unwrap();
+        pending.commit(file).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"done");
+        let error = PendingOutput::create(&path, false).unwrap_err();
+        assert!(error.message().contains("overwrite = true"), "{error}");
+        assert!(PendingOutput::create(&path, true).is_ok());
+    }
+}
