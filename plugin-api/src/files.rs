@@ -265,7 +265,7 @@ mod tests {
     fn missing_and_empty_inputs_are_errors_naming_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.csv").to_string_lossy().into_owned();
-        let error = expand(&[missing.clone()], "path", &[]).unwrap_err();
+        let error = expand(std::slice::from_ref(&missing), "path", &[]).unwrap_err();
         assert!(error.message().contains(&missing), "{error}");
         let pattern = dir.path().join("*.parquet").to_string_lossy().into_owned();
         let error = expand(&[pattern], "files", &[]).unwrap_err();
