@@ -61,7 +61,10 @@ enum Command {
     #[command(after_help = format!("Example:\n  mlpipe-host validate examples/quickstart.toml\n\n{EXIT_CODES}"))]
     Validate(PipelineArgs),
     /// List or describe the loaded plugins.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  mlpipe-host plugins list\n  mlpipe-host --plugin ./libmy_plugin.so plugins inspect my_plugin"
+    )]
     Plugins(PluginsCommand),
 }
 
