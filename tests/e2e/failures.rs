@@ -3,30 +3,16 @@
 
 use std::time::{Duration, Instant};
 
-use mlpipe_tests::{run_host, temp_dir, testkit, write_file};
+use mlpipe_tests::{TestkitPipeline, run_host, temp_dir, testkit, write_file};
 
 /// What a failing run must finish within, from start to exit, on a loaded machine.
 const PROMPTLY: Duration = Duration::from_secs(3);
 
-/// Runs the testkit pipeline (`[pipeline]` settings and the source, transform and sink
-/// tables' extra lines as given); returns the exit status, stderr (the error and the
-/// summary) and the wall time.
-fn run(
-    settings: &str,
-    source: &str,
-    transform: &str,
-    sink: &str,
-) -> (Option<i32>, String, Duration) {
+/// Runs a testkit pipeline; returns the exit status, stderr (the error and the summary)
+/// and the wall time.
+fn run(pipeline: &TestkitPipeline) -> (Option<i32>, String, Duration) {
     let dir = temp_dir();
-    let pipeline = write_file(
-        dir.path(),
-        "failing.toml",
-        &format!(
-            "[pipeline]\n{settings}\n\n[source]\ntype = \"testkit/numbers\"\n{source}\n\n\
-             [[transform]]\ntype = \"testkit/passthrough\"\n{transform}\n\n\
-             [sink]\ntype = \"testkit/discard\"\n{sink}\n"
-        ),
-    );
+    let pipeline = write_file(dir.path(), "failing.toml", &pipeline.toml());
     let testkit = testkit();
     let started = Instant::now();
     let output = run_host([
@@ -51,19 +37,13 @@ fn a_failure_in_any_stage_at_the_first_a_middle_or_the_last_batch_stops_the_run(
             ("sink", "discard", "consume"),
         ] {
             for row in [0, 500, 950] {
-                let fault = |this: &str| {
-                    if this == stage {
-                        format!("fail_at_row = {row}")
-                    } else {
-                        String::new()
-                    }
-                };
-                let (status, stderr, elapsed) = run(
-                    &format!("batch_rows = 100\nworkers = {workers}"),
-                    &format!("rows = 1000\n{}", fault("source")),
-                    &fault("transform[0]"),
-                    &fault("sink"),
-                );
+                let (status, stderr, elapsed) = run(&TestkitPipeline::default()
+                    .with(
+                        "pipeline",
+                        &format!("batch_rows = 100\nworkers = {workers}"),
+                    )
+                    .with("source", "rows = 1000")
+                    .with(stage, &format!("fail_at_row = {row}")));
                 let expected = format!(
                     "error: {stage} `{component}` (plugin `testkit`) failed in {method} at batch {}: \
                      bad data: testkit: failing at row {row} as configured (rows {row}..{})",
@@ -85,17 +65,15 @@ fn a_failure_in_any_stage_at_the_first_a_middle_or_the_last_batch_stops_the_run(
 
 #[test]
 fn a_failing_transform_or_sink_stops_an_endless_source() {
-    for (stage, transform, sink) in [
-        ("transform[0]", "fail_at_row = 5000", ""),
-        ("sink", "", "fail_at_row = 5000"),
-    ] {
+    for stage in ["transform[0]", "sink"] {
         for workers in [1, 4] {
-            let (status, stderr, elapsed) = run(
-                &format!("batch_rows = 1000\nworkers = {workers}"),
-                "endless = true",
-                transform,
-                sink,
-            );
+            let (status, stderr, elapsed) = run(&TestkitPipeline::default()
+                .with(
+                    "pipeline",
+                    &format!("batch_rows = 1000\nworkers = {workers}"),
+                )
+                .with("source", "endless = true")
+                .with(stage, "fail_at_row = 5000"));
             assert_eq!(status, Some(1), "{stage}, {workers} workers: {stderr}");
             assert!(
                 stderr.contains(&format!("error: {stage} `")) && stderr.contains("at batch 5:"),
@@ -111,7 +89,10 @@ fn a_failing_transform_or_sink_stops_an_endless_source() {
 
 #[test]
 fn a_transform_returning_another_schema_than_it_declared_is_an_error() {
-    let (status, stderr, _) = run("batch_rows = 100", "rows = 1000", "lie = true", "");
+    let (status, stderr, _) = run(&TestkitPipeline::default()
+        .with("pipeline", "batch_rows = 100")
+        .with("source", "rows = 1000")
+        .with("transform[0]", "lie = true"));
     assert_eq!(status, Some(1), "{stderr}");
     for expected in [
         "error: transform[0] `passthrough` (plugin `testkit`) failed in transform at batch",
@@ -129,12 +110,9 @@ fn a_transform_returning_another_schema_than_it_declared_is_an_error() {
 #[test]
 fn a_batch_larger_than_the_memory_budget_is_an_error_suggesting_a_smaller_batch() {
     // 1000 float64 rows take 8000 bytes; the budget is 4000.
-    let (status, stderr, elapsed) = run(
-        "batch_rows = 1000\nmemory_budget = 4000",
-        "rows = 10000",
-        "",
-        "",
-    );
+    let (status, stderr, elapsed) = run(&TestkitPipeline::default()
+        .with("pipeline", "batch_rows = 1000\nmemory_budget = 4000")
+        .with("source", "rows = 10000"));
     assert_eq!(status, Some(1), "{stderr}");
     for expected in [
         "error: source `numbers` (plugin `testkit`) failed in next_batch at batch 0",
@@ -152,7 +130,9 @@ fn a_batch_larger_than_the_memory_budget_is_an_error_suggesting_a_smaller_batch(
 #[test]
 fn a_successful_run_still_passes_every_row() {
     // The control for the failures above: the same pipeline without a fault succeeds.
-    let (status, stderr, _) = run("batch_rows = 100\nworkers = 4", "rows = 1000", "", "");
+    let (status, stderr, _) = run(&TestkitPipeline::default()
+        .with("pipeline", "batch_rows = 100\nworkers = 4")
+        .with("source", "rows = 1000"));
     assert_eq!(status, Some(0), "{stderr}");
     assert!(
         stderr.contains("done: read 1000 rows, wrote 1000 rows in 10 batches"),

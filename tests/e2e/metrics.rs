@@ -5,8 +5,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use mlpipe_tests::{
-    describe, finish, free_local_address, host_command, metric, run_host, scrape, send_signal,
-    temp_dir, testkit, wait_for, write_file,
+    TestkitPipeline, describe, finish, free_local_address, host_command, metric, run_host, scrape,
+    send_signal, temp_dir, testkit, wait_for, write_file,
 };
 use serde_json::Value;
 
@@ -16,10 +16,13 @@ fn metrics_json_reports_rows_bytes_stages_memory_and_the_bottleneck() {
     let pipeline = write_file(
         dir.path(),
         "report.toml",
-        "[pipeline]\nbatch_rows = 10000\nworkers = 2\nmemory_budget = \"64MiB\"\n\n\
-         [source]\ntype = \"testkit/numbers\"\nrows = 100000\n\n\
-         [[transform]]\ntype = \"testkit/passthrough\"\n\n\
-         [sink]\ntype = \"testkit/discard\"\n",
+        &TestkitPipeline::default()
+            .with(
+                "pipeline",
+                "batch_rows = 10000\nworkers = 2\nmemory_budget = \"64MiB\"",
+            )
+            .with("source", "rows = 100000")
+            .toml(),
     );
     let report_file = dir.path().join("report.json");
     let output = run_host([
@@ -80,9 +83,11 @@ fn metrics_json_is_written_for_a_failed_run_too() {
     let pipeline = write_file(
         dir.path(),
         "failing.toml",
-        "[pipeline]\nbatch_rows = 100\nworkers = 1\n\n\
-         [source]\ntype = \"testkit/numbers\"\nrows = 1000\n\n\
-         [sink]\ntype = \"testkit/discard\"\nfail_at_row = 500\n",
+        &TestkitPipeline::default()
+            .with("pipeline", "batch_rows = 100\nworkers = 1")
+            .with("source", "rows = 1000")
+            .with("sink", "fail_at_row = 500")
+            .toml(),
     );
     let report_file = dir.path().join("report.json");
     let output = run_host([
@@ -146,9 +151,10 @@ fn metrics_addr_serves_live_metrics_while_the_run_lasts() {
     let pipeline = write_file(
         dir.path(),
         "endless.toml",
-        "[pipeline]\nbatch_rows = 100\nmemory_budget = \"32MiB\"\n\n\
-         [source]\ntype = \"testkit/numbers\"\nendless = true\ndelay_ms = 2\n\n\
-         [sink]\ntype = \"testkit/discard\"\n",
+        &TestkitPipeline::default()
+            .with("pipeline", "batch_rows = 100\nmemory_budget = \"32MiB\"")
+            .with("source", "endless = true\ndelay_ms = 2")
+            .toml(),
     );
     let address = free_local_address();
     let child = host_command([

@@ -2,32 +2,18 @@
 //! the run with an error naming the stage, the component, its plugin and the method:
 //! exit status 1, never an abort or a signal.
 
-use mlpipe_tests::{describe, run_host, temp_dir, testkit, write_file};
+use mlpipe_tests::{TestkitPipeline, describe, run_host, temp_dir, testkit, write_file};
 
 /// Runs numbers → passthrough → discard with `panic_in = method` on `stage` and checks
 /// the host reports it.
 fn assert_panic_is_reported(stage: &str, method: &str) {
     let dir = temp_dir();
-    let fault = |this: &str| {
-        if this == stage {
-            format!("panic_in = \"{method}\"")
-        } else {
-            String::new()
-        }
-    };
-    let pipeline = write_file(
-        dir.path(),
-        "panic.toml",
-        &format!(
-            "[pipeline]\nbatch_rows = 100\nworkers = 2\n\n\
-             [source]\ntype = \"testkit/numbers\"\nrows = 1000\n{}\n\n\
-             [[transform]]\ntype = \"testkit/passthrough\"\n{}\n\n\
-             [sink]\ntype = \"testkit/discard\"\n{}\n",
-            fault("source"),
-            fault("transform[0]"),
-            fault("sink")
-        ),
-    );
+    let text = TestkitPipeline::default()
+        .with("pipeline", "batch_rows = 100\nworkers = 2")
+        .with("source", "rows = 1000")
+        .with(stage, &format!("panic_in = \"{method}\""))
+        .toml();
+    let pipeline = write_file(dir.path(), "panic.toml", &text);
     let output = run_host([
         "--plugin".as_ref(),
         testkit().as_os_str(),

@@ -72,6 +72,51 @@ pub fn testkit() -> PathBuf {
     plugin_library("mlpipe_testkit")
 }
 
+/// The text of a pipeline file `testkit/numbers → testkit/passthrough → testkit/discard`,
+/// with extra lines in each table:
+///
+/// ```
+/// let text = mlpipe_tests::TestkitPipeline::default()
+///     .with("pipeline", "workers = 4")
+///     .with("sink", "fail_at_row = 10")
+///     .toml();
+/// assert!(text.contains("[sink]\ntype = \"testkit/discard\"\nfail_at_row = 10\n"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct TestkitPipeline {
+    settings: String,
+    source: String,
+    transform: String,
+    sink: String,
+}
+
+impl TestkitPipeline {
+    /// Adds a TOML line to the table of `stage`: `pipeline`, `source`, `transform[0]` or
+    /// `sink` (the names the host's messages use).
+    pub fn with(mut self, stage: &str, line: &str) -> TestkitPipeline {
+        let table = match stage {
+            "pipeline" => &mut self.settings,
+            "source" => &mut self.source,
+            "transform[0]" => &mut self.transform,
+            "sink" => &mut self.sink,
+            other => panic!("the testkit pipeline has no stage `{other}`"),
+        };
+        table.push_str(line);
+        table.push('\n');
+        self
+    }
+
+    /// The pipeline file's text.
+    pub fn toml(&self) -> String {
+        format!(
+            "[pipeline]\n{}\n[source]\ntype = \"testkit/numbers\"\n{}\n\
+             [[transform]]\ntype = \"testkit/passthrough\"\n{}\n\
+             [sink]\ntype = \"testkit/discard\"\n{}",
+            self.settings, self.source, self.transform, self.sink
+        )
+    }
+}
+
 /// A `mlpipe-host` command with the given arguments (standard plugins are found beside
 /// the binary).
 pub fn host_command<I, S>(args: I) -> Command
