@@ -14,7 +14,7 @@ use mlpipe_plugin_api::Result as ApiResult;
 use crate::config::ComponentSpec;
 use crate::error::HostError;
 use crate::loader::{self, PluginSearch};
-use crate::pipeline::TransformFactory;
+use crate::pipeline::{SourceFactory, SourceStage, TransformFactory, TransformStage};
 
 /// Where a plugin's components come from.
 #[derive(Debug)]
@@ -85,6 +85,17 @@ pub struct ComponentLabel {
     pub component: String,
     /// The plugin providing it.
     pub plugin: Option<String>,
+}
+
+impl ComponentLabel {
+    /// A part of the host itself (the worker pool, a fit pass), for messages.
+    pub fn host(component: &str) -> ComponentLabel {
+        ComponentLabel {
+            stage: "pipeline".to_string(),
+            component: component.to_string(),
+            plugin: None,
+        }
+    }
 }
 
 /// The plugins the host knows.
@@ -323,20 +334,44 @@ impl Registry {
         )
     }
 
-    /// A factory for the transform a stage names: the engine makes one instance per
-    /// worker. One instance is made here, so that a config the plugin itself rejects is
-    /// reported before the run starts.
-    pub fn transform_factory(
+    /// The source stage a pipeline's `[source]` names: an instance made now (so that a
+    /// config the plugin itself rejects is reported before the run starts, and used by the
+    /// first pass) and a factory for the passes after it.
+    pub fn source_stage(
         &self,
         spec: &ComponentSpec,
         file: &Path,
         base_dir: &Path,
-    ) -> Result<(ComponentLabel, TransformFactory), HostError> {
+    ) -> Result<SourceStage, HostError> {
+        let (label, first) = self.create_source(spec, file, base_dir)?;
+        let (_, provider, config) = self.prepare(ComponentKind::Source, spec, file, base_dir)?;
+        let (provider, name, made_with) =
+            (provider.clone(), label.component.clone(), config.clone());
+        let factory: SourceFactory = Arc::new(move || provider.create_source(&name, &made_with));
+        let mut stage = SourceStage::new(label, factory);
+        stage.config = config;
+        stage.ready = Some(first);
+        Ok(stage)
+    }
+
+    /// The transform stage a `[[transform]]` names, with a factory: the engine makes one
+    /// instance per worker. One instance is made here, so that a config the plugin itself
+    /// rejects is reported before the run starts.
+    pub fn transform_stage(
+        &self,
+        spec: &ComponentSpec,
+        file: &Path,
+        base_dir: &Path,
+    ) -> Result<TransformStage, HostError> {
         let (label, _) = self.create_transform(spec, file, base_dir)?;
         let (_, provider, config) = self.prepare(ComponentKind::Transform, spec, file, base_dir)?;
-        let (provider, name) = (provider.clone(), label.component.clone());
-        let factory: TransformFactory = Arc::new(move || provider.create_transform(&name, &config));
-        Ok((label, factory))
+        let (provider, name, made_with) =
+            (provider.clone(), label.component.clone(), config.clone());
+        let factory: TransformFactory =
+            Arc::new(move || provider.create_transform(&name, &made_with));
+        let mut stage = TransformStage::new(label, factory);
+        stage.config = config;
+        Ok(stage)
     }
 
     /// Creates the sink a stage names.
