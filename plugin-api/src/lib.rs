@@ -62,7 +62,7 @@ pub use arrow::datatypes::SchemaRef;
 
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::manifest::{
-    ComponentInfo, ComponentKind, Config, ConfigKey, ConfigType, Manifest, parse_byte_size,
+    ComponentInfo, ComponentKind, Config, ConfigKey, ConfigType, Kernels, Manifest, parse_byte_size,
 };
 pub use crate::plugin::Plugin;
 pub use crate::traits::{ColumnUsage, Counters, Kernel, Sink, Source, Transform};

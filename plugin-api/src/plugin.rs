@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::manifest::{ComponentInfo, ComponentKind, Config, ConfigKey, Manifest};
+use crate::manifest::{ComponentInfo, ComponentKind, Config, ConfigKey, Kernels, Manifest};
 use crate::traits::{Kernel, Sink, Source, Transform};
 
 type Make<T> = Box<dyn Fn(&Config) -> Result<Box<T>> + Send + Sync>;
@@ -157,6 +157,7 @@ impl Plugin {
         kind: ComponentKind,
         name: &str,
         config: &serde_json::Value,
+        kernels: Kernels,
         pick: fn(&Constructor) -> Option<&Make<T>>,
     ) -> Result<Box<T>> {
         let component = self
@@ -169,7 +170,7 @@ impl Plugin {
                     self.name
                 ))
             })?;
-        let config = component.info.validate(config)?;
+        let config = component.info.validate(config)?.with_kernels(kernels);
         let make = pick(&component.make).ok_or_else(|| {
             Error::internal(format!("{kind} `{name}` has a constructor of another kind"))
         })?;
@@ -178,10 +179,16 @@ impl Plugin {
 
     /// Creates a source from its config (validated against the manifest first).
     pub fn create_source(&self, name: &str, config: &serde_json::Value) -> Result<Box<dyn Source>> {
-        self.create(ComponentKind::Source, name, config, |c| match c {
-            Constructor::Source(make) => Some(make),
-            _ => None,
-        })
+        self.create(
+            ComponentKind::Source,
+            name,
+            config,
+            Kernels::default(),
+            |c| match c {
+                Constructor::Source(make) => Some(make),
+                _ => None,
+            },
+        )
     }
 
     /// Creates a transform from its config (validated against the manifest first).
@@ -190,25 +197,53 @@ impl Plugin {
         name: &str,
         config: &serde_json::Value,
     ) -> Result<Box<dyn Transform>> {
-        self.create(ComponentKind::Transform, name, config, |c| match c {
-            Constructor::Transform(make) => Some(make),
-            _ => None,
-        })
+        self.create_transform_with_kernels(name, config, Kernels::default())
+    }
+
+    /// Creates a transform that finds `kernels` through [`Config::kernel`].
+    pub fn create_transform_with_kernels(
+        &self,
+        name: &str,
+        config: &serde_json::Value,
+        kernels: Kernels,
+    ) -> Result<Box<dyn Transform>> {
+        self.create(
+            ComponentKind::Transform,
+            name,
+            config,
+            kernels,
+            |c| match c {
+                Constructor::Transform(make) => Some(make),
+                _ => None,
+            },
+        )
     }
 
     /// Creates a sink from its config (validated against the manifest first).
     pub fn create_sink(&self, name: &str, config: &serde_json::Value) -> Result<Box<dyn Sink>> {
-        self.create(ComponentKind::Sink, name, config, |c| match c {
-            Constructor::Sink(make) => Some(make),
-            _ => None,
-        })
+        self.create(
+            ComponentKind::Sink,
+            name,
+            config,
+            Kernels::default(),
+            |c| match c {
+                Constructor::Sink(make) => Some(make),
+                _ => None,
+            },
+        )
     }
 
     /// Creates a kernel from its config (validated against the manifest first).
     pub fn create_kernel(&self, name: &str, config: &serde_json::Value) -> Result<Box<dyn Kernel>> {
-        self.create(ComponentKind::Kernel, name, config, |c| match c {
-            Constructor::Kernel(make) => Some(make),
-            _ => None,
-        })
+        self.create(
+            ComponentKind::Kernel,
+            name,
+            config,
+            Kernels::default(),
+            |c| match c {
+                Constructor::Kernel(make) => Some(make),
+                _ => None,
+            },
+        )
     }
 }

@@ -208,10 +208,11 @@ impl Pipeline {
     ) -> Result<Pipeline, HostError> {
         let (file, base) = (config.file.as_path(), config.base_dir());
         let source = registry.source_stage(&config.source, file, &base)?;
+        let kernels = registry.kernels(&config.kernels, file)?;
         let transforms = config
             .transforms
             .iter()
-            .map(|spec| registry.transform_stage(spec, file, &base))
+            .map(|spec| registry.transform_stage(spec, file, &base, &kernels))
             .collect::<Result<_, _>>()?;
         let (label, component) = registry.create_sink(&config.sink, file, &base)?;
         Ok(Pipeline::new(
