@@ -79,6 +79,9 @@ pub struct PipelineConfig {
     pub transforms: Vec<ComponentSpec>,
     /// `[sink]`.
     pub sink: ComponentSpec,
+    /// `[quarantine]`: the sink that receives rows transforms set aside (e.g. rows that
+    /// failed `validate`), when the pipeline has one.
+    pub quarantine: Option<ComponentSpec>,
     /// `[pipeline.kernels]`: the implementation chosen for a kernel name, as a spec whose
     /// key is `pipeline.kernels.<name>`; names not listed get the default.
     pub kernels: Vec<ComponentSpec>,
@@ -112,9 +115,9 @@ impl PipelineConfig {
             overridden.insert(apply_override(&mut table, assignment).map_err(&error)?);
         }
         for key in table.keys() {
-            if !["pipeline", "source", "transform", "sink"].contains(&key.as_str()) {
+            if !["pipeline", "source", "transform", "sink", "quarantine"].contains(&key.as_str()) {
                 return Err(error(format!(
-                    "unknown top-level key `{key}`; a pipeline has [pipeline], [source], [[transform]] and [sink]"
+                    "unknown top-level key `{key}`; a pipeline has [pipeline], [source], [[transform]], [sink] and [quarantine]"
                 )));
             }
         }
@@ -149,6 +152,10 @@ impl PipelineConfig {
         };
         let source = component("source", table.get("source"))?;
         let sink = component("sink", table.get("sink"))?;
+        let quarantine = table
+            .get("quarantine")
+            .map(|value| component("quarantine", Some(value)))
+            .transpose()?;
         let transforms = match table.get("transform") {
             None => Vec::new(),
             Some(Value::Array(items)) => items
@@ -169,6 +176,7 @@ impl PipelineConfig {
             source,
             transforms,
             sink,
+            quarantine,
             kernels,
         })
     }

@@ -95,6 +95,21 @@ pub trait Transform: Send {
         Vec::new()
     }
 
+    /// The schema of the rows this transform sets aside (rows that failed validation, with
+    /// the rule they broke) for inputs of schema `input`; `None` (the default) when it sets
+    /// none aside. The host then requires a `[quarantine]` sink in the pipeline.
+    fn quarantine_schema(&self, input: &SchemaRef) -> Result<Option<SchemaRef>> {
+        let _ = input;
+        Ok(None)
+    }
+
+    /// The rows set aside since the last call, of the schema
+    /// [`quarantine_schema`](Transform::quarantine_schema) declared; the host calls it after
+    /// every batch and writes them to the `[quarantine]` sink.
+    fn take_quarantined(&mut self) -> Result<Option<RecordBatch>> {
+        Ok(None)
+    }
+
     /// The columns this transform reads and writes for inputs of schema `input`; `None`
     /// (the default) means it may read and write any column.
     fn column_usage(&self, input: &SchemaRef) -> Result<Option<ColumnUsage>> {

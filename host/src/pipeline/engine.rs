@@ -74,6 +74,11 @@ pub struct Pass<'a> {
     pub schemas: Vec<SchemaRef>,
     /// The sink, already begun.
     pub sink: Stage<Box<dyn Sink>>,
+    /// Which stages set rows aside (`Transform::take_quarantined` is called after each of
+    /// their batches), one flag per action.
+    pub quarantining: Vec<bool>,
+    /// Where set-aside rows go, already begun; without it they are dropped (fit passes).
+    pub quarantine: Option<Stage<Box<dyn Sink>>>,
     /// The `[pipeline]` settings (`ordered` false for fit passes: order does not matter).
     pub settings: &'a Settings,
 }
@@ -179,7 +184,8 @@ impl WorkerGate {
 const SOURCE_SLOT: usize = 0;
 const SINK_SLOT: usize = 1;
 const POOL_SLOT: usize = 2;
-const WORKER_SLOTS: usize = 3;
+const QUARANTINE_SLOT: usize = 3;
+const WORKER_SLOTS: usize = 4;
 
 /// Everything the stage threads share.
 struct Shared<'a> {
@@ -195,6 +201,7 @@ struct Shared<'a> {
     schemas: &'a [SchemaRef],
     stages: &'a [TransformStage],
     actions: &'a [Action],
+    quarantining: &'a [bool],
     /// Chains of finished workers, and the counters of the source and the sink.
     chains: Mutex<Vec<Chain>>,
     counters: Mutex<Vec<CounterReport>>,
@@ -239,6 +246,7 @@ pub fn run_pass(
         schemas: &pass.schemas,
         stages: pass.stages,
         actions: &pass.actions,
+        quarantining: &pass.quarantining,
         chains: Mutex::new(Vec::new()),
         counters: Mutex::new(Vec::new()),
     };
@@ -248,6 +256,13 @@ pub fn run_pass(
     let (to_sink, from_workers) = bounded::<Numbered>(queue_depth);
     let (done_tx, done_rx) = bounded::<()>(1);
     let (source, sink, make_chain) = (pass.source, pass.sink, pass.make_chain);
+    let (to_quarantine, quarantine) = match pass.quarantine {
+        Some(sink) => {
+            let (sender, receiver) = bounded::<Numbered>(queue_depth);
+            (Some(sender), Some((sink, receiver)))
+        }
+        None => (None, None),
+    };
     let name = pass.name;
     std::thread::scope(|scope| {
         let shared = &shared;
@@ -263,8 +278,11 @@ pub fn run_pass(
                     for index in 0..workers {
                         let chain = first_chain.take();
                         let (input, output) = (from_source.clone(), to_sink.clone());
-                        pool_scope
-                            .spawn(move |_| work(index, chain, make_chain, input, output, shared));
+                        let quarantine = to_quarantine.clone();
+                        pool_scope.spawn(move |_| {
+                            let outputs = Outputs { output, quarantine };
+                            work(index, chain, make_chain, input, outputs, shared)
+                        });
                     }
                 }),
                 Err(error) => shared.errors.record(fail(
@@ -278,8 +296,17 @@ pub fn run_pass(
                 )),
             }
         });
+        let quarantine_done = quarantine.map(|(sink, receiver)| {
+            scope.spawn(move || write(sink, receiver, shared, SinkRole::Quarantine))
+        });
         scope.spawn(move || {
-            write(sink, from_workers, shared);
+            let ordered = shared.settings.ordered;
+            write(sink, from_workers, shared, SinkRole::Output { ordered });
+            // The quarantine sink ends when the last worker does; the run is done when both
+            // sinks are.
+            if let Some(quarantine) = quarantine_done {
+                let _ = quarantine.join();
+            }
             let _ = done_tx.send(());
         });
         watch(shared, control, workers, &done_rx, |rows, bytes| {
@@ -460,12 +487,53 @@ fn read(mut source: Stage<Box<dyn Source>>, output: Sender<Numbered>, shared: &S
     shared.add_counters(&source.label, source.component.counters());
 }
 
-/// Runs `batch` through the stages from `from` on, as the pass's actions say. The error
-/// names the stage and the method.
+/// Where a worker sends what it produces.
+struct Outputs {
+    /// Transformed batches, to the sink.
+    output: Sender<Numbered>,
+    /// Rows set aside, to the quarantine sink (none in fit passes: they are dropped).
+    quarantine: Option<Sender<Numbered>>,
+}
+
+impl Outputs {
+    /// Sends to `sender`, counting the time blocked; false when the receiver is gone
+    /// (the run failed).
+    fn send(sender: &Sender<Numbered>, item: Numbered, shared: &Shared<'_>) -> bool {
+        let (sent, waited) = timed(|| sender.send(item));
+        shared.metrics.transforms.record_wait_output(waited);
+        match sent {
+            Ok(()) => true,
+            Err(returned) => {
+                shared.budget.release(returned.into_inner().charge);
+                false
+            }
+        }
+    }
+
+    /// Hands rows a stage set aside to the quarantine sink.
+    fn quarantine(&self, index: u64, batch: RecordBatch, shared: &Shared<'_>) {
+        if let Some(sender) = &self.quarantine {
+            let charge = shared.budget.charge(&batch);
+            Outputs::send(
+                sender,
+                Numbered {
+                    index,
+                    batch,
+                    charge,
+                },
+                shared,
+            );
+        }
+    }
+}
+
+/// Runs `batch` (number `index`) through the stages from `from` on, as the pass's actions
+/// say. The error names the stage and the method.
 fn run_chain(
     chain: &mut Chain,
     from: usize,
-    mut batch: RecordBatch,
+    (index, mut batch): (u64, RecordBatch),
+    outputs: &Outputs,
     shared: &Shared<'_>,
 ) -> Result<RecordBatch, StageFailure> {
     let stages = shared.actions.iter().zip(chain.iter_mut()).enumerate();
@@ -478,6 +546,13 @@ fn run_chain(
                         check_schema(&out, &shared.schemas[position + 1], "transform").map(|_| out)
                     })
                     .map_err(|e| (position, "transform", e))?;
+                if shared.quarantining[position]
+                    && let Some(aside) = transform
+                        .take_quarantined()
+                        .map_err(|e| (position, "take_quarantined", e))?
+                {
+                    outputs.quarantine(index, aside, shared);
+                }
             }
             Action::Fit => transform.fit(&batch).map_err(|e| (position, "fit", e))?,
             Action::Skip => {}
@@ -494,7 +569,7 @@ fn work(
     chain: Option<Chain>,
     make_chain: ChainMaker<'_>,
     input: Receiver<Numbered>,
-    output: Sender<Numbered>,
+    outputs: Outputs,
     shared: &Shared<'_>,
 ) {
     let metrics = &shared.metrics.transforms;
@@ -509,17 +584,7 @@ fn work(
     let finished = || {
         shared.errors.failed() || (shared.source_done.load(Ordering::Acquire) && input.is_empty())
     };
-    let send = |item: Numbered| -> bool {
-        let (sent, waited) = timed(|| output.send(item));
-        metrics.record_wait_output(waited);
-        match sent {
-            Ok(()) => true,
-            Err(returned) => {
-                shared.budget.release(returned.into_inner().charge);
-                false
-            }
-        }
-    };
+    let send = |item: Numbered| Outputs::send(&outputs.output, item, shared);
     let mut drained = false;
     loop {
         if !shared.gate.wait_turn(index, finished) {
@@ -545,7 +610,8 @@ fn work(
             shared.budget.release(charge);
             break;
         }
-        let (result, busy) = timed(|| run_chain(&mut chain, 0, batch, shared));
+        let (result, busy) =
+            timed(|| run_chain(&mut chain, 0, (batch_index, batch), &outputs, shared));
         let batch = match result {
             Ok(batch) => batch,
             Err((position, method, error)) => {
@@ -574,7 +640,7 @@ fn work(
         }
     }
     if drained {
-        drain_held_rows(index, &mut chain, shared, &send);
+        drain_held_rows(index, &mut chain, &outputs, shared);
     }
     shared
         .chains
@@ -585,12 +651,7 @@ fn work(
 
 /// At the end of the input: asks each applied stage for the rows it held back and runs
 /// them through the stages after it.
-fn drain_held_rows(
-    worker: usize,
-    chain: &mut Chain,
-    shared: &Shared<'_>,
-    send: &dyn Fn(Numbered) -> bool,
-) {
+fn drain_held_rows(worker: usize, chain: &mut Chain, outputs: &Outputs, shared: &Shared<'_>) {
     for position in 0..shared.actions.len() {
         if shared.actions[position] != Action::Apply {
             continue;
@@ -601,18 +662,19 @@ fn drain_held_rows(
             Ok(None) => continue,
             Err(error) => return shared.errors.record(fail(label, "finish", None, error)),
         };
+        let index = TAIL_INDEX + (worker * shared.actions.len() + position) as u64;
         let held = check_schema(&held, &shared.schemas[position + 1], "finish")
             .map_err(|e| (position, "finish", e))
-            .and_then(|()| run_chain(chain, position + 1, held, shared));
+            .and_then(|()| run_chain(chain, position + 1, (index, held), outputs, shared));
         match held {
             Ok(batch) => {
-                let index = TAIL_INDEX + (worker * shared.actions.len() + position) as u64;
                 let charge = shared.budget.charge(&batch);
-                if !send(Numbered {
+                let item = Numbered {
                     index,
                     batch,
                     charge,
-                }) {
+                };
+                if !Outputs::send(&outputs.output, item, shared) {
                     return;
                 }
             }
@@ -624,11 +686,31 @@ fn drain_held_rows(
     }
 }
 
-/// The sink thread: consumes batches (in source order unless `ordered = false`, held-back
-/// rows last), then flushes if nothing failed.
-fn write(mut sink: Stage<Box<dyn Sink>>, input: Receiver<Numbered>, shared: &Shared<'_>) {
-    let metrics = &shared.metrics.sink;
-    let ordered = shared.settings.ordered;
+/// Which sink a sink thread serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SinkRole {
+    /// The pipeline's output: in source order (a reorder buffer, held-back rows last)
+    /// unless `ordered` is false; counted in the sink metrics.
+    Output { ordered: bool },
+    /// The `[quarantine]` sink: rows set aside, as they arrive.
+    Quarantine,
+}
+
+/// A sink thread: consumes batches, then flushes if nothing failed.
+fn write(
+    mut sink: Stage<Box<dyn Sink>>,
+    input: Receiver<Numbered>,
+    shared: &Shared<'_>,
+    role: SinkRole,
+) {
+    let main = role != SinkRole::Quarantine;
+    let uncounted = super::metrics::StageMetrics::default();
+    let metrics = if main {
+        &shared.metrics.sink
+    } else {
+        &uncounted
+    };
+    let ordered = role == SinkRole::Output { ordered: true };
     let mut reorder: BTreeMap<u64, Numbered> = BTreeMap::new();
     let mut tails: BTreeMap<u64, Numbered> = BTreeMap::new();
     let mut next = 0;
@@ -649,9 +731,10 @@ fn write(mut sink: Stage<Box<dyn Sink>>, input: Receiver<Numbered>, shared: &Sha
             return false;
         }
         metrics.record_batch(rows, bytes, busy);
+        let slot = if main { SINK_SLOT } else { QUARANTINE_SLOT };
         shared
             .budget
-            .set_component_usage(SINK_SLOT, sink.component.memory_usage() as u64);
+            .set_component_usage(slot, sink.component.memory_usage() as u64);
         true
     };
     let mut ok = true;
@@ -663,7 +746,7 @@ fn write(mut sink: Stage<Box<dyn Sink>>, input: Receiver<Numbered>, shared: &Sha
             shared.budget.release(item.charge);
             break;
         }
-        if item.index >= TAIL_INDEX {
+        if item.index >= TAIL_INDEX && ordered {
             tails.insert(item.index, item);
             continue;
         }
@@ -682,10 +765,12 @@ fn write(mut sink: Stage<Box<dyn Sink>>, input: Receiver<Numbered>, shared: &Sha
                 break;
             }
         }
-        shared
-            .metrics
-            .sink_queue
-            .set((input.len() + reorder.len()) as u64);
+        if main {
+            shared
+                .metrics
+                .sink_queue
+                .set((input.len() + reorder.len()) as u64);
+        }
         if !ok {
             break;
         }

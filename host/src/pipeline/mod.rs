@@ -130,6 +130,8 @@ pub struct Pipeline {
     pub transforms: Vec<TransformStage>,
     /// Where batches go.
     pub sink: Stage<Box<dyn Sink>>,
+    /// Where rows that transforms set aside go (`[quarantine]`), when there is such a sink.
+    pub quarantine: Option<Stage<Box<dyn Sink>>>,
     /// The fitted parameters of each transform stage, once known.
     fitted: Vec<Option<serde_json::Value>>,
 }
@@ -196,6 +198,7 @@ impl Pipeline {
             source,
             transforms,
             sink,
+            quarantine: None,
             fitted,
         }
     }
@@ -215,12 +218,17 @@ impl Pipeline {
             .map(|spec| registry.transform_stage(spec, file, &base, &kernels))
             .collect::<Result<_, _>>()?;
         let (label, component) = registry.create_sink(&config.sink, file, &base)?;
-        Ok(Pipeline::new(
+        let mut pipeline = Pipeline::new(
             config.settings.clone(),
             source,
             transforms,
             Stage { label, component },
-        ))
+        );
+        if let Some(spec) = &config.quarantine {
+            let (label, component) = registry.create_sink(spec, file, &base)?;
+            pipeline.quarantine = Some(Stage { label, component });
+        }
+        Ok(pipeline)
     }
 
     /// Checks that every component exists and accepts its config, creating none of them
@@ -236,6 +244,9 @@ impl Pipeline {
             labels.push(registry.check(ComponentKind::Transform, spec, file)?);
         }
         labels.push(registry.check(ComponentKind::Sink, &config.sink, file)?);
+        if let Some(spec) = &config.quarantine {
+            labels.push(registry.check(ComponentKind::Sink, spec, file)?);
+        }
         Ok(labels)
     }
 
@@ -386,6 +397,15 @@ impl Pipeline {
                 fail(&self.transforms[position].label, method, None, error)
             })?;
         drop(planned);
+        let quarantining = (0..actions.len())
+            .map(|i| {
+                Ok(actions[i] == Action::Apply
+                    && chain[i]
+                        .quarantine_schema(&schemas[i])
+                        .map_err(|e| fail(&self.transforms[i].label, "quarantine_schema", None, e))?
+                        .is_some())
+            })
+            .collect::<Result<Vec<bool>, Box<RunError>>>()?;
         let fitting: Vec<usize> = (0..actions.len())
             .filter(|&i| actions[i] == Action::Fit)
             .collect();
@@ -409,6 +429,8 @@ impl Pipeline {
                 label: ComponentLabel::host("fit"),
                 component: Box::new(Discard),
             },
+            quarantining,
+            quarantine: None,
             settings: &settings,
         };
         let (report, outcome) =
@@ -452,9 +474,10 @@ impl Pipeline {
         let prepared = self.make_chain().and_then(|chain| {
             let source = self.source.instance()?;
             let schemas = self.negotiate_schemas(&source, &chain)?;
-            Ok((chain, source, schemas))
+            let quarantining = self.negotiate_quarantine(&chain, &schemas)?;
+            Ok((chain, source, (schemas, quarantining)))
         });
-        let (chain, source, schemas) = match prepared {
+        let (chain, source, (schemas, quarantining)) = match prepared {
             Ok(prepared) => prepared,
             Err(error) => return (empty(passes), Err(error)),
         };
@@ -469,6 +492,10 @@ impl Pipeline {
             first_chain: chain,
             schemas,
             sink: self.sink,
+            // Without a stage that sets rows aside, the quarantine sink gets nothing, not even
+            // a schema: it is dropped unused.
+            quarantine: self.quarantine.filter(|_| quarantining.contains(&true)),
+            quarantining,
             settings: &self.settings,
         };
         let (mut report, outcome) = run_pass(pass, workers, control, &control.metrics, on_progress);
@@ -506,6 +533,65 @@ impl Pipeline {
             .begin(&schema)
             .map_err(|e| fail(&self.sink.label, "begin", None, e))?;
         Ok(schemas)
+    }
+}
+
+impl Pipeline {
+    /// Asks each stage whether it sets rows aside, and with which schema; begins the
+    /// `[quarantine]` sink with it. Every stage that sets rows aside must use the same
+    /// schema, and the pipeline must have the sink.
+    fn negotiate_quarantine(
+        &mut self,
+        chain: &Chain,
+        schemas: &[arrow::datatypes::SchemaRef],
+    ) -> Result<Vec<bool>, Box<RunError>> {
+        let mut quarantine_schema: Option<(usize, arrow::datatypes::SchemaRef)> = None;
+        let mut quarantining = Vec::new();
+        for (position, (stage, transform)) in self.transforms.iter().zip(chain).enumerate() {
+            let schema = transform
+                .quarantine_schema(&schemas[position])
+                .map_err(|e| fail(&stage.label, "quarantine_schema", None, e))?;
+            quarantining.push(schema.is_some());
+            let Some(schema) = schema else { continue };
+            let refuse = |message: String| {
+                fail(
+                    &stage.label,
+                    "quarantine_schema",
+                    None,
+                    ComponentError::config(message),
+                )
+            };
+            match (&quarantine_schema, &self.quarantine) {
+                (_, None) => {
+                    return Err(refuse(
+                        "this stage sets rows aside, but the pipeline has no [quarantine] sink \
+                         to receive them; add one, e.g. [quarantine] type = \"parquet\" path = \
+                         \"out/quarantine.parquet\""
+                            .to_string(),
+                    ));
+                }
+                (Some((first, earlier)), _) if earlier.fields() != schema.fields() => {
+                    return Err(refuse(format!(
+                        "this stage sets rows aside with columns {:?}, but {} sets aside {:?}; \
+                         one [quarantine] sink takes one schema",
+                        schema.fields().iter().map(|f| f.name()).collect::<Vec<_>>(),
+                        self.transforms[*first].label.stage,
+                        earlier
+                            .fields()
+                            .iter()
+                            .map(|f| f.name())
+                            .collect::<Vec<_>>()
+                    )));
+                }
+                _ => quarantine_schema = Some((position, schema)),
+            }
+        }
+        if let (Some(sink), Some((_, schema))) = (&mut self.quarantine, quarantine_schema) {
+            sink.component
+                .begin(&schema)
+                .map_err(|e| fail(&sink.label, "begin", None, e))?;
+        }
+        Ok(quarantining)
     }
 }
 
@@ -1085,5 +1171,90 @@ mod tests {
             assert_eq!(held, 1000);
             assert_eq!(report.counters.len(), 1, "{:?}", report.counters);
         }
+    }
+
+    /// The schema of the rows `KeepEven` sets aside.
+    fn aside_schema() -> SchemaRef {
+        Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("n", arrow::datatypes::DataType::Int64, false),
+            arrow::datatypes::Field::new("rule", arrow::datatypes::DataType::Utf8, false),
+        ]))
+    }
+
+    /// Sets odd values aside (with the rule they broke) and keeps the even ones.
+    #[derive(Default)]
+    struct KeepEven {
+        aside: Option<RecordBatch>,
+    }
+
+    impl Transform for KeepEven {
+        fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+            Ok(input.clone())
+        }
+
+        fn transform(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+            let values = batch.column(0).as_primitive::<Int64Type>();
+            let even = arrow::compute::kernels::cmp::eq(
+                &arrow::compute::kernels::numeric::rem(values, &Int64Array::new_scalar(2))?,
+                &Int64Array::new_scalar(0),
+            )?;
+            let odd = arrow::compute::not(&even)?;
+            let aside = arrow::compute::filter(values, &odd)?;
+            let rules = arrow::array::StringArray::from(vec!["even"; aside.len()]);
+            self.aside = Some(RecordBatch::try_new(
+                aside_schema(),
+                vec![aside, Arc::new(rules)],
+            )?);
+            Ok(arrow::compute::filter_record_batch(&batch, &even)?)
+        }
+
+        fn quarantine_schema(&self, _: &SchemaRef) -> Result<Option<SchemaRef>> {
+            Ok(Some(aside_schema()))
+        }
+
+        fn take_quarantined(&mut self) -> Result<Option<RecordBatch>> {
+            Ok(self.aside.take())
+        }
+    }
+
+    #[test]
+    fn rows_set_aside_reach_the_quarantine_sink_and_the_rest_the_output() {
+        for workers in [1, 3] {
+            let (sink, aside) = (Collect::default(), Collect::default());
+            let mut pipeline = pipeline(101, (None, None, None), &sink, workers);
+            pipeline.transforms = vec![TransformStage::new(
+                label("transform[0]"),
+                Arc::new(|| Ok(Box::new(KeepEven::default()) as Box<dyn Transform>)),
+            )];
+            pipeline.fitted = vec![None];
+            pipeline.quarantine = Some(Stage {
+                label: label("quarantine"),
+                component: Box::new(aside.clone()),
+            });
+            let (_, result) = run(pipeline);
+            result.unwrap();
+            assert_eq!(
+                *sink.values.lock().unwrap(),
+                (0..=100).step_by(2).collect::<Vec<i64>>()
+            );
+            let mut odd = aside.values.lock().unwrap().clone();
+            odd.sort_unstable();
+            assert_eq!(odd, (1..100).step_by(2).collect::<Vec<i64>>());
+            assert_eq!(aside.flushed.load(Ordering::SeqCst), 1);
+        }
+    }
+
+    #[test]
+    fn setting_rows_aside_without_a_quarantine_sink_is_an_error_that_says_what_to_add() {
+        let sink = Collect::default();
+        let mut pipeline = pipeline(10, (None, None, None), &sink, 1);
+        pipeline.transforms = vec![TransformStage::new(
+            label("transform[0]"),
+            Arc::new(|| Ok(Box::new(KeepEven::default()) as Box<dyn Transform>)),
+        )];
+        pipeline.fitted = vec![None];
+        let error = run(pipeline).1.unwrap_err();
+        assert!(error.to_string().contains("[quarantine] type ="), "{error}");
+        assert_eq!(error.stage, "transform[0]");
     }
 }
