@@ -348,6 +348,9 @@ fn describe_component(c: &ComponentInfo) -> String {
     if let Some(signature) = &c.signature {
         out += &format!("  signature: {signature}\n");
     }
+    if c.stateless {
+        out += "  stateless: one instance serves every worker\n";
+    }
     if c.config.is_empty() {
         out += "  (no config keys)\n";
     }

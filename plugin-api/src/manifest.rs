@@ -218,6 +218,9 @@ pub struct ComponentInfo {
     /// For kernels: the signature, e.g. `(float64, float64) -> float64`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// For transforms: stateless and `Sync`, so one instance serves every worker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stateless: bool,
 }
 
 impl ComponentInfo {
@@ -233,6 +236,7 @@ impl ComponentInfo {
             description: description.into(),
             config: Vec::new(),
             signature: None,
+            stateless: false,
         }
     }
 

@@ -156,6 +156,24 @@ pub trait Transform: Send {
     }
 }
 
+/// A transform with no state between batches, safe to call from several threads at once
+/// (a projection, a cast, a row-wise formula): one instance serves every worker, instead of
+/// one instance each. Register it with
+/// [`Plugin::stateless_transform`](crate::Plugin::stateless_transform).
+pub trait StatelessTransform: Send + Sync {
+    /// The schema of the batches this transform returns for inputs of schema `input`.
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef>;
+
+    /// Transforms one batch.
+    fn transform(&self, batch: RecordBatch) -> Result<RecordBatch>;
+
+    /// The columns this transform reads and writes (see [`Transform::column_usage`]).
+    fn column_usage(&self, input: &SchemaRef) -> Result<Option<ColumnUsage>> {
+        let _ = input;
+        Ok(None)
+    }
+}
+
 /// Consumes record batches: a file writer, a socket.
 ///
 /// A sink that writes files must make its output appear only on a successful
