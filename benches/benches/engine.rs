@@ -13,9 +13,11 @@ use std::sync::Arc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mlpipe_benches::{Discard, Identity, InMemorySource, buffer_bytes, float64_batch};
 use mlpipe_host::config::Settings;
-use mlpipe_host::pipeline::{Pipeline, RunControl, Stage, TransformFactory, TransformStage};
+use mlpipe_host::pipeline::{
+    Pipeline, RunControl, SourceFactory, SourceStage, Stage, TransformFactory, TransformStage,
+};
 use mlpipe_host::registry::ComponentLabel;
-use mlpipe_plugin_api::{RecordBatch, Sink, Transform};
+use mlpipe_plugin_api::{RecordBatch, Sink, Source, Transform};
 
 /// 64 batches of 64K rows × 4 float64 columns: 128 MiB per pass, more than the caches.
 const BATCHES: usize = 64;
@@ -31,26 +33,24 @@ fn label(stage: &str) -> ComponentLabel {
 }
 
 fn run_engine(batches: &[RecordBatch], identity: Identity, workers: usize) {
-    let factory: TransformFactory = Arc::new(move || Ok(Box::new(identity) as Box<dyn Transform>));
-    let pipeline = Pipeline {
-        settings: Settings {
-            batch_rows: ROWS,
-            workers,
-            ..Settings::default()
-        },
-        source: Stage {
-            label: label("source"),
-            component: Box::new(InMemorySource::new(batches)),
-        },
-        transforms: vec![TransformStage {
-            label: label("transform[0]"),
-            factory,
-        }],
-        sink: Stage {
+    let settings = Settings {
+        batch_rows: ROWS,
+        workers,
+        ..Settings::default()
+    };
+    let source = InMemorySource::new(batches);
+    let source: SourceFactory = Arc::new(move || Ok(Box::new(source.clone()) as Box<dyn Source>));
+    let transform: TransformFactory =
+        Arc::new(move || Ok(Box::new(identity) as Box<dyn Transform>));
+    let pipeline = Pipeline::new(
+        settings,
+        SourceStage::new(label("source"), source),
+        vec![TransformStage::new(label("transform[0]"), transform)],
+        Stage {
             label: label("sink"),
             component: Box::new(Discard),
         },
-    };
+    );
     let (report, result) = pipeline.run(&RunControl::default(), |_| {});
     result.expect("the run succeeds");
     assert_eq!(report.batches_written, BATCHES as u64);

@@ -66,7 +66,7 @@ fn an_unknown_pipeline_key_is_named() {
     let text =
         format!("[pipeline]\nbatch_size = 10\n\n[source]\ntype = \"testkit/numbers\"\n\n{SINK}");
     let stderr = refused("run", &text);
-    let expected = "error: FILE: unknown key `pipeline.batch_size`; [pipeline] accepts batch_rows, memory_budget, workers and ordered";
+    let expected = "error: FILE: unknown key `pipeline.batch_size`; [pipeline] accepts batch_rows, memory_budget, workers";
     assert!(
         stderr.contains(expected),
         "expected `{expected}` in {stderr}"

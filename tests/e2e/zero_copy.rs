@@ -58,7 +58,7 @@ fn host_batch() -> RecordBatch {
 fn a_buffer_the_host_allocated_reaches_a_plugin_transform_and_comes_back_at_the_same_address() {
     let library = load_testkit();
     let mut transform = library
-        .create_transform("passthrough", &json!({}))
+        .create_transform("passthrough", &json!({}), &[])
         .expect("the transform is created");
     let batch = host_batch();
     let output = transform.transform(batch.clone()).expect("transformed");
