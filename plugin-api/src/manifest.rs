@@ -106,6 +106,17 @@ impl ConfigType {
         }
     }
 
+    /// The type's name with its indefinite article, for messages ("an integer").
+    pub fn with_article(self) -> String {
+        let name = self.as_str();
+        let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {name}")
+    }
+
     /// How the type is written in help output and error messages.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -279,8 +290,10 @@ impl ComponentInfo {
             };
             if !declared.ty.accepts(value) {
                 return Err(Error::config(format!(
-                    "key `{key}` of {} `{}` must be a {}, not {value}",
-                    self.kind, self.name, declared.ty
+                    "key `{key}` of {} `{}` must be {}, not {value}",
+                    self.kind,
+                    self.name,
+                    declared.ty.with_article()
                 )));
             }
         }

@@ -54,6 +54,15 @@ pub trait Source: Send {
     fn counters(&self) -> Counters {
         Vec::new()
     }
+
+    /// Only for wrappers of components that live elsewhere (the host's view of a plugin's
+    /// component): the failure of the last call of a method that cannot return an error
+    /// (`size_hint`, `memory_usage`, `counters`), with that method's name. A component
+    /// written against this API never implements it.
+    #[doc(hidden)]
+    fn take_failure(&mut self) -> Option<(&'static str, Error)> {
+        None
+    }
 }
 
 /// Maps one record batch to another.
@@ -154,6 +163,15 @@ pub trait Transform: Send {
         let _ = params;
         Err(not_fittable())
     }
+
+    /// Only for wrappers of components that live elsewhere (the host's view of a plugin's
+    /// component): the failure of the last call of a method that cannot return an error
+    /// (`size_hint`, `memory_usage`, `counters`), with that method's name. A component
+    /// written against this API never implements it.
+    #[doc(hidden)]
+    fn take_failure(&mut self) -> Option<(&'static str, Error)> {
+        None
+    }
 }
 
 /// A transform with no state between batches, safe to call from several threads at once
@@ -200,6 +218,15 @@ pub trait Sink: Send {
     /// Named counts for the run report (e.g. files written).
     fn counters(&self) -> Counters {
         Vec::new()
+    }
+
+    /// Only for wrappers of components that live elsewhere (the host's view of a plugin's
+    /// component): the failure of the last call of a method that cannot return an error
+    /// (`size_hint`, `memory_usage`, `counters`), with that method's name. A component
+    /// written against this API never implements it.
+    #[doc(hidden)]
+    fn take_failure(&mut self) -> Option<(&'static str, Error)> {
+        None
     }
 }
 

@@ -77,33 +77,22 @@ fn a_panic_in_sink_flush_is_an_error_naming_it() {
     assert_panic_is_reported("sink", "flush");
 }
 
-// Known bug, reported to the lead (plugin-api/src/ffi is theirs): the host-side wrappers
-// `ForeignSource::size_hint` and `Foreign{Source,Transform,Sink}::memory_usage` turn the
-// error a panic returns into `None` or 0. The instance is poisoned, so the run still fails
-// (exit 1), but at the next call and with the wrong method and no panic message:
-// "failed in next_batch at batch 1: panicked: the component panicked in an earlier call".
-// Run them with `cargo test --release -p mlpipe-tests --test e2e panics -- --ignored`.
-
 #[test]
-#[ignore = "fails: plugin-api ffi bug, see above"]
 fn a_panic_in_source_size_hint_is_an_error_naming_it() {
     assert_panic_is_reported("source", "size_hint");
 }
 
 #[test]
-#[ignore = "fails: plugin-api ffi bug, see above"]
 fn a_panic_in_source_memory_usage_is_an_error_naming_it() {
     assert_panic_is_reported("source", "memory_usage");
 }
 
 #[test]
-#[ignore = "fails: plugin-api ffi bug, see above"]
 fn a_panic_in_transform_memory_usage_is_an_error_naming_it() {
     assert_panic_is_reported("transform[0]", "memory_usage");
 }
 
 #[test]
-#[ignore = "fails: plugin-api ffi bug, see above"]
 fn a_panic_in_sink_memory_usage_is_an_error_naming_it() {
     assert_panic_is_reported("sink", "memory_usage");
 }

@@ -230,7 +230,14 @@ pub fn run_pass(
 ) -> (Report, Result<PassOutcome, Box<RunError>>) {
     let started = Instant::now();
     let budget = pass.settings.memory_budget;
-    let total_rows = pass.source.component.size_hint().map(|n| n as u64);
+    let mut source = pass.source;
+    let total_rows = source.component.size_hint().map(|n| n as u64);
+    if let Some(error) = failure_of(source.component.take_failure(), &source.label) {
+        return (
+            metrics.report(started.elapsed(), workers, budget),
+            Err(error),
+        );
+    }
     let shared = Shared {
         settings: pass.settings,
         workers,
@@ -255,7 +262,7 @@ pub fn run_pass(
     let (to_workers, from_source) = bounded::<Numbered>(queue_depth);
     let (to_sink, from_workers) = bounded::<Numbered>(queue_depth);
     let (done_tx, done_rx) = bounded::<()>(1);
-    let (source, sink, make_chain) = (pass.source, pass.sink, pass.make_chain);
+    let (sink, make_chain) = (pass.sink, pass.make_chain);
     let (to_quarantine, quarantine) = match pass.quarantine {
         Some(sink) => {
             let (sender, receiver) = bounded::<Numbered>(queue_depth);
@@ -329,18 +336,28 @@ pub fn run_pass(
     if let Some(error) = errors.take() {
         return (report, Err(error));
     }
-    let chains = chains.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut chains = chains.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut counters = counters.into_inner().unwrap_or_else(|p| p.into_inner());
-    counters.extend(transform_counters(pass.stages, &chains));
+    match transform_counters(pass.stages, &mut chains) {
+        Ok(summed) => counters.extend(summed),
+        Err(error) => return (report, Err(error)),
+    }
     (report, Ok(PassOutcome { chains, counters }))
 }
 
 /// The counters of each transform stage, summed over the workers' instances.
-fn transform_counters(stages: &[TransformStage], chains: &[Chain]) -> Vec<CounterReport> {
+fn transform_counters(
+    stages: &[TransformStage],
+    chains: &mut [Chain],
+) -> Result<Vec<CounterReport>, Box<RunError>> {
     let mut summed: Vec<CounterReport> = Vec::new();
     for chain in chains {
         for (stage, transform) in stages.iter().zip(chain) {
-            for (name, value) in transform.counters() {
+            let counters = transform.counters();
+            if let Some(error) = failure_of(transform.take_failure(), &stage.label) {
+                return Err(error);
+            }
+            for (name, value) in counters {
                 match summed
                     .iter_mut()
                     .find(|c| c.stage == stage.label.stage && c.name == name)
@@ -356,7 +373,16 @@ fn transform_counters(stages: &[TransformStage], chains: &[Chain]) -> Vec<Counte
             }
         }
     }
-    summed
+    Ok(summed)
+}
+
+/// The failure of a component's last call that could not return one (`size_hint`,
+/// `memory_usage`, `counters`; what its `take_failure` gave), as the run's error.
+fn failure_of(
+    failure: Option<(&'static str, ComponentError)>,
+    label: &ComponentLabel,
+) -> Option<Box<RunError>> {
+    failure.map(|(method, error)| fail(label, method, None, error))
 }
 
 fn check_schema(
@@ -473,9 +499,12 @@ fn read(mut source: Stage<Box<dyn Source>>, output: Sender<Numbered>, shared: &S
                 break;
             }
         }
-        shared
-            .budget
-            .set_component_usage(SOURCE_SLOT, source.component.memory_usage() as u64);
+        let usage = source.component.memory_usage() as u64;
+        if let Some(error) = failure_of(source.component.take_failure(), &source.label) {
+            shared.errors.record(error);
+            break;
+        }
+        shared.budget.set_component_usage(SOURCE_SLOT, usage);
         shared
             .budget
             .set_component_usage(POOL_SLOT, shared.pool.free_bytes());
@@ -484,7 +513,11 @@ fn read(mut source: Stage<Box<dyn Source>>, output: Sender<Numbered>, shared: &S
         }
     }
     shared.source_done.store(true, Ordering::Release);
-    shared.add_counters(&source.label, source.component.counters());
+    let counters = source.component.counters();
+    match failure_of(source.component.take_failure(), &source.label) {
+        Some(error) => shared.errors.record(error),
+        None => shared.add_counters(&source.label, counters),
+    }
 }
 
 /// Where a worker sends what it produces.
@@ -627,6 +660,16 @@ fn work(
         shared.budget.release(charge);
         metrics.record_batch(batch.num_rows(), batch_bytes(&batch), busy);
         let usage: usize = chain.iter().map(|t| t.memory_usage()).sum();
+        let failure = shared
+            .stages
+            .iter()
+            .zip(chain.iter_mut())
+            .find_map(|(stage, transform)| failure_of(transform.take_failure(), &stage.label));
+        if let Some(error) = failure {
+            shared.budget.release(out_charge);
+            shared.errors.record(error);
+            break;
+        }
         shared
             .budget
             .set_component_usage(WORKER_SLOTS + index, usage as u64);
@@ -732,9 +775,12 @@ fn write(
         }
         metrics.record_batch(rows, bytes, busy);
         let slot = if main { SINK_SLOT } else { QUARANTINE_SLOT };
-        shared
-            .budget
-            .set_component_usage(slot, sink.component.memory_usage() as u64);
+        let usage = sink.component.memory_usage() as u64;
+        if let Some(error) = failure_of(sink.component.take_failure(), &sink.label) {
+            shared.errors.record(error);
+            return false;
+        }
+        shared.budget.set_component_usage(slot, usage);
         true
     };
     let mut ok = true;
@@ -792,7 +838,11 @@ fn write(
                 .record(fail(&sink.label, "flush", None, error));
         }
     }
-    shared.add_counters(&sink.label, sink.component.counters());
+    let counters = sink.component.counters();
+    match failure_of(sink.component.take_failure(), &sink.label) {
+        Some(error) => shared.errors.record(error),
+        None => shared.add_counters(&sink.label, counters),
+    }
 }
 
 /// Memory below which the machine counts as short, and the in-flight window is halved.

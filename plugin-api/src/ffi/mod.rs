@@ -49,6 +49,20 @@ pub fn realigned_buffers() -> usize {
     REALIGNED_BUFFERS.load(Ordering::Relaxed)
 }
 
+/// The value of a call that cannot return an error; a failure is kept in `failure` (the
+/// first one) for the host to take, and the default value stands in.
+fn or_remember<T: Default>(
+    failure: &std::cell::Cell<Option<(&'static str, crate::Error)>>,
+    method: &'static str,
+    result: crate::Result<T>,
+) -> T {
+    result.unwrap_or_else(|error| {
+        let earlier = failure.take();
+        failure.set(earlier.or(Some((method, error))));
+        T::default()
+    })
+}
+
 /// Encodes a value that crosses the boundary as JSON text.
 fn to_json(value: &impl serde::Serialize) -> crate::Result<abi_stable::std_types::RString> {
     serde_json::to_string(value)

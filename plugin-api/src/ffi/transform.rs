@@ -1,6 +1,7 @@
 //! Transforms across the boundary: the vtable, the plugin-side entry points, and
 //! [`ForeignTransform`], the host-side wrapper that implements [`Transform`] again.
 
+use std::cell::Cell;
 use std::ffi::c_void;
 
 use abi_stable::StableAbi;
@@ -11,8 +12,8 @@ use arrow::datatypes::SchemaRef;
 use super::arrow::{FfiBatch, FfiSchema};
 use super::error::{FfiError, into_result};
 use super::instance::{Handle, VTable, call_mut, into_state, release};
-use super::{from_json, record_import, to_json};
-use crate::error::Result;
+use super::{from_json, or_remember, record_import, to_json};
+use crate::error::{Error, Result};
 use crate::traits::{ColumnUsage, Counters, Transform};
 
 /// The functions of a transform (a prefix type, see [`super::source::SourceVTable`]).
@@ -218,14 +219,26 @@ pub(crate) fn export(transform: Boxed) -> FfiTransform {
 }
 
 /// A transform that lives in a plugin, seen by the host as a plain [`Transform`].
-#[derive(Debug)]
 pub struct ForeignTransform {
     handle: FfiTransform,
+    /// The failure of the last infallible-looking call (see `Transform::take_failure`).
+    failure: Cell<Option<(&'static str, Error)>>,
+}
+
+impl std::fmt::Debug for ForeignTransform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForeignTransform")
+            .field("handle", &self.handle)
+            .finish()
+    }
 }
 
 impl ForeignTransform {
     pub(crate) fn new(handle: FfiTransform) -> ForeignTransform {
-        ForeignTransform { handle }
+        ForeignTransform {
+            handle,
+            failure: Cell::new(None),
+        }
     }
 }
 
@@ -248,7 +261,8 @@ impl Transform for ForeignTransform {
     fn memory_usage(&self) -> usize {
         let (vtable, state) = (self.handle.vtable(), self.handle.state());
         // SAFETY: as in `output_schema`.
-        into_result(unsafe { (vtable.memory_usage())(state) }).map_or(0, |n| n as usize)
+        let usage = into_result(unsafe { (vtable.memory_usage())(state) });
+        or_remember(&self.failure, "memory_usage", usage.map(|n| n as usize))
     }
 
     fn reset(&mut self) -> Result<()> {
@@ -276,9 +290,13 @@ impl Transform for ForeignTransform {
             return Vec::new();
         };
         // SAFETY: as in `output_schema`.
-        into_result(unsafe { counters(state) })
-            .and_then(|json| from_json(json.as_str(), "counters"))
-            .unwrap_or_default()
+        let counters = into_result(unsafe { counters(state) })
+            .and_then(|json| from_json(json.as_str(), "counters"));
+        or_remember(&self.failure, "counters", counters)
+    }
+
+    fn take_failure(&mut self) -> Option<(&'static str, Error)> {
+        self.failure.take()
     }
 
     fn quarantine_schema(&self, input: &SchemaRef) -> Result<Option<SchemaRef>> {
