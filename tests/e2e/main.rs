@@ -2,3 +2,4 @@
 //! binary, one module per theme.
 
 mod quickstart;
+mod tensor;
