@@ -115,7 +115,7 @@ fn elementwise<E: Element>(c: &mut Criterion, type_name: &str, len: usize) {
         group(c, name, len, size),
         || {
             for (o, &v) in plain_out.iter_mut().zip(black_box(&x)) {
-                *o = E::from_f64(v.to_f64().max(-1.0).min(1.0));
+                *o = E::from_f64(v.to_f64().clamp(-1.0, 1.0));
             }
         },
         |isa| mlpipe_plugin_simd::clip(isa, black_box(&x), e(-1.0), e(1.0), &mut out),

@@ -140,6 +140,14 @@ impl<'a, E: Element> Blocks<'a, E> {
         }
     }
 
+    /// Whether no element of `x` (or `y`) is null.
+    fn all_valid(&self) -> bool {
+        matches!(
+            (&self.x_words, &self.y_words),
+            (Words::AllValid, Words::AllValid)
+        )
+    }
+
     /// The next block: `x`, `y` (or `x` again) and the words where both are valid.
     #[inline(always)]
     fn next_block(&mut self) -> Option<(&[f64], &[f64], &[u64])> {
@@ -158,8 +166,24 @@ impl<'a, E: Element> Blocks<'a, E> {
 }
 
 /// One accumulation step of [`fold`]: the new accumulator and the lanes it counted.
+/// `valid` is `None` when every lane is valid (an input without nulls).
 trait Step: Copy {
-    fn step<V: Vector<Elem = f64>>(self, acc: V, x: V, y: V, valid: V::Mask) -> (V, V::Mask);
+    fn step<V: Vector<Elem = f64>>(
+        self,
+        acc: V,
+        x: V,
+        y: V,
+        valid: Option<V::Mask>,
+    ) -> (V, V::Mask);
+}
+
+/// The lanes of `x` that are valid and not NaN.
+#[inline(always)]
+fn numbers<V: Vector>(x: V, valid: Option<V::Mask>) -> V::Mask {
+    match valid {
+        Some(valid) => V::mask_and(valid, x.not_nan()),
+        None => x.not_nan(),
+    }
 }
 
 /// Adds the non-null, non-NaN elements.
@@ -168,8 +192,14 @@ struct SumNumbers;
 
 impl Step for SumNumbers {
     #[inline(always)]
-    fn step<V: Vector<Elem = f64>>(self, acc: V, x: V, _: V, valid: V::Mask) -> (V, V::Mask) {
-        let keep = V::mask_and(valid, x.not_nan());
+    fn step<V: Vector<Elem = f64>>(
+        self,
+        acc: V,
+        x: V,
+        _: V,
+        valid: Option<V::Mask>,
+    ) -> (V, V::Mask) {
+        let keep = numbers(x, valid);
         (acc.add(V::select(keep, x, V::splat(0.0))), keep)
     }
 }
@@ -182,8 +212,14 @@ struct SquaredDeviations {
 
 impl Step for SquaredDeviations {
     #[inline(always)]
-    fn step<V: Vector<Elem = f64>>(self, acc: V, x: V, _: V, valid: V::Mask) -> (V, V::Mask) {
-        let keep = V::mask_and(valid, x.not_nan());
+    fn step<V: Vector<Elem = f64>>(
+        self,
+        acc: V,
+        x: V,
+        _: V,
+        valid: Option<V::Mask>,
+    ) -> (V, V::Mask) {
+        let keep = numbers(x, valid);
         let deviation = V::select(keep, x.sub(V::splat(self.mean)), V::splat(0.0));
         (deviation.mul_add(deviation, acc), keep)
     }
@@ -195,7 +231,16 @@ struct Product;
 
 impl Step for Product {
     #[inline(always)]
-    fn step<V: Vector<Elem = f64>>(self, acc: V, x: V, y: V, valid: V::Mask) -> (V, V::Mask) {
+    fn step<V: Vector<Elem = f64>>(
+        self,
+        acc: V,
+        x: V,
+        y: V,
+        valid: Option<V::Mask>,
+    ) -> (V, V::Mask) {
+        let Some(valid) = valid else {
+            return (x.mul_add(y, acc), V::mask_from_bits(u64::MAX));
+        };
         let zero = V::splat(0.0);
         let (x, y) = (V::select(valid, x, zero), V::select(valid, y, zero));
         (x.mul_add(y, acc), valid)
@@ -204,8 +249,9 @@ impl Step for Product {
 
 /// Folds one block with `step` into four vector accumulators (and a scalar one for the
 /// tail), then adds them in a fixed order. Returns the sum and the number of lanes counted.
+/// Without `MASKED`, `words` is not read: every element is valid.
 #[inline(always)]
-fn fold<V: Vector<Elem = f64>, S: Step>(
+fn fold<V: Vector<Elem = f64>, S: Step, const MASKED: bool>(
     step: S,
     x: &[f64],
     y: &[f64],
@@ -218,10 +264,14 @@ fn fold<V: Vector<Elem = f64>, S: Step>(
     let mut ys = y.chunks_exact(group);
     for (g, (xg, yg)) in (&mut xs).zip(&mut ys).enumerate() {
         let start = g * group;
-        let word = words[start / 64] >> (start % 64);
+        let word = if MASKED {
+            words[start / 64] >> (start % 64)
+        } else {
+            u64::MAX
+        };
         for (k, acc) in acc.iter_mut().enumerate() {
             let lane = k * V::LANES;
-            let valid = V::mask_from_bits(word >> lane);
+            let valid = MASKED.then_some(V::mask_from_bits(word >> lane));
             let (sum, kept) = step.step(*acc, V::load(&xg[lane..]), V::load(&yg[lane..]), valid);
             *acc = sum;
             count += u64::from(V::mask_bits(kept).count_ones());
@@ -231,12 +281,27 @@ fn fold<V: Vector<Elem = f64>, S: Step>(
     let start = x.len() - xs.remainder().len();
     for (j, (&x, &y)) in xs.remainder().iter().zip(ys.remainder()).enumerate() {
         let i = start + j;
-        let (sum, kept) = step.step(tail, x, y, f64::mask_from_bits(words[i / 64] >> (i % 64)));
+        let valid = MASKED.then_some(f64::mask_from_bits(words[i / 64] >> (i % 64)));
+        let (sum, kept) = step.step(tail, x, y, valid);
         tail = sum;
         count += u64::from(kept);
     }
     let [a, b, c, d] = acc;
     (a.add(b).add(c.add(d)).reduce_add() + tail, count)
+}
+
+/// [`fold`], without masks when `blocks` has no nulls.
+#[inline(always)]
+fn fold_block<V: Vector<Elem = f64>, S: Step>(
+    step: S,
+    all_valid: bool,
+    (x, y, words): (&[f64], &[f64], &[u64]),
+) -> (f64, u64) {
+    if all_valid {
+        fold::<V, S, false>(step, x, y, words)
+    } else {
+        fold::<V, S, true>(step, x, y, words)
+    }
 }
 
 struct MomentsWork<'a, E>(Blocks<'a, E>);
@@ -247,13 +312,15 @@ impl<E: Element> WithVector<f64> for MomentsWork<'_, E> {
     #[inline(always)]
     fn run<V: Vector<Elem = f64>>(mut self) -> Moments {
         let mut total = Moments::default();
+        let all_valid = self.0.all_valid();
         while let Some((x, _, words)) = self.0.next_block() {
-            let (sum, count) = fold::<V, _>(SumNumbers, x, x, words);
+            let (sum, count) = fold_block::<V, _>(SumNumbers, all_valid, (x, x, words));
             if count == 0 {
                 continue;
             }
             let mean = sum / count as f64;
-            let (m2, _) = fold::<V, _>(SquaredDeviations { mean }, x, x, words);
+            let deviations = SquaredDeviations { mean };
+            let (m2, _) = fold_block::<V, _>(deviations, all_valid, (x, x, words));
             total = total.merge(Moments {
                 count,
                 sum,
@@ -273,8 +340,9 @@ impl<E: Element, S: Step> WithVector<f64> for SumWork<'_, E, S> {
     #[inline(always)]
     fn run<V: Vector<Elem = f64>>(mut self) -> f64 {
         let mut total = 0.0;
-        while let Some((x, y, words)) = self.0.next_block() {
-            total += fold::<V, _>(self.1, x, y, words).0;
+        let all_valid = self.0.all_valid();
+        while let Some(block) = self.0.next_block() {
+            total += fold_block::<V, _>(self.1, all_valid, block).0;
         }
         total
     }
