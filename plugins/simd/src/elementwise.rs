@@ -107,15 +107,35 @@ struct MapWork<'a, E, M> {
 impl<E: Element, M: Map<E>> WithVector<E> for MapWork<'_, E, M> {
     type Output = ();
 
+    /// Scalar steps until `out` is aligned to the vector width (so that no store splits a
+    /// cache line), then four vectors per iteration, then single vectors, then scalars.
     #[inline(always)]
     fn run<V: Vector<Elem = E>>(self) {
-        let mut xs = self.x.chunks_exact(V::LANES);
-        let mut outs = self.out.chunks_exact_mut(V::LANES);
+        let op = self.op;
+        let peel = self
+            .out
+            .as_ptr()
+            .align_offset(size_of::<V>())
+            .min(self.x.len());
+        let (head, x) = self.x.split_at(peel);
+        let (head_out, out) = self.out.split_at_mut(peel);
+        for (x, out) in head.iter().zip(head_out) {
+            *out = op.apply(*x);
+        }
+        let mut xs = x.chunks_exact(4 * V::LANES);
+        let mut outs = out.chunks_exact_mut(4 * V::LANES);
         for (x, out) in (&mut xs).zip(&mut outs) {
-            self.op.apply(V::load(x)).store(out);
+            for lane in (0..4).map(|k| k * V::LANES) {
+                op.apply(V::load(&x[lane..])).store(&mut out[lane..]);
+            }
+        }
+        let mut xs = xs.remainder().chunks_exact(V::LANES);
+        let mut outs = outs.into_remainder().chunks_exact_mut(V::LANES);
+        for (x, out) in (&mut xs).zip(&mut outs) {
+            op.apply(V::load(x)).store(out);
         }
         for (x, out) in xs.remainder().iter().zip(outs.into_remainder()) {
-            *out = self.op.apply(*x);
+            *out = op.apply(*x);
         }
     }
 }
