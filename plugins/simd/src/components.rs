@@ -45,7 +45,7 @@ pub(crate) const KERNELS: [KernelInfo; 8] = [
     KernelInfo {
         op: Op::FillStandardize,
         name: "fill_standardize",
-        description: "(fill nulls, then subtract the mean and divide by the scale) in one pass",
+        description: "fills nulls, subtracts the mean and divides by the scale, in one pass",
         signature: "(x: T, fill: T[1], mean: T[1], scale: T[1]) -> T (no nulls), T = float32 | float64",
         args: &["x", "fill", "mean", "scale"],
     },
