@@ -9,4 +9,5 @@ mod metrics;
 mod panics;
 mod quickstart;
 mod signals;
+mod tensor;
 mod zero_copy;
