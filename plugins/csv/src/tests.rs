@@ -795,3 +795,27 @@ fn a_quote_the_parity_misreads_still_parses_like_one_piece() {
     assert_eq!(sequential.as_ref().map(RecordBatch::num_rows), Ok(400));
     assert_eq!(parallel, sequential);
 }
+
+#[test]
+fn quoted_line_ends_across_every_cut_read_the_same() {
+    let mut text = String::from("id,note,n\r\n");
+    for i in 0..40 {
+        text.push_str(&format!(
+            "{i},\"line one\r\nline \"\"two\"\",\nthree\",{}\r\n",
+            i * 3
+        ));
+    }
+    let file = text.into_bytes();
+    let one_piece = options(Dialect::default(), 1, 1 << 20, 1, false);
+    let sequential = read_dataset(std::slice::from_ref(&file), one_piece, 10).unwrap();
+    assert_eq!(sequential.num_rows(), 40);
+    let notes = sequential.column(1).as_string::<i32>();
+    assert_eq!(notes.value(7), "line one\r\nline \"two\",\nthree");
+    for window in 1..=80 {
+        for threads in [2, 3] {
+            let cut = options(Dialect::default(), threads, window, 3, false);
+            let parallel = read_dataset(std::slice::from_ref(&file), cut, 10).unwrap();
+            assert_eq!(parallel, sequential, "window {window}, {threads} threads");
+        }
+    }
+}
