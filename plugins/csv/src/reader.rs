@@ -153,17 +153,18 @@ fn first_record_of(
             0
         };
     loop {
-        if let Some((fields, end)) = first_record(&raw.buffer[start..], dialect, raw.at_eof) {
-            return Ok(Some(FirstRecord { start, fields, end }));
-        }
-        if raw.at_eof {
-            return Ok(None);
-        }
+        // Token offsets are 32-bit: never tokenize more than `MAX_CHUNK` bytes.
         if raw.buffer.len() - start > MAX_CHUNK {
             return Err(Error::bad_data(format!(
                 "{}:1: the first record is longer than 4 GiB; is this a CSV file, and are its quotes balanced?",
                 raw.file
             )));
+        }
+        if let Some((fields, end)) = first_record(&raw.buffer[start..], dialect, raw.at_eof) {
+            return Ok(Some(FirstRecord { start, fields, end }));
+        }
+        if raw.at_eof {
+            return Ok(None);
         }
         let more = raw.buffer.len();
         files.extend(raw, more, dialect)?;
