@@ -1,5 +1,13 @@
 //! End-to-end tests: the real `mlpipe-host` binary with real plugin libraries. One test
 //! binary, one module per theme.
 
+mod cli;
+mod config_errors;
 mod csv;
+mod failures;
+mod loading;
+mod metrics;
+mod panics;
 mod quickstart;
+mod signals;
+mod zero_copy;
