@@ -383,3 +383,24 @@ print("equal", back.num_rows)
     let printed = run_python(check, &[original.as_os_str(), read_back.as_os_str()]);
     assert_eq!(printed.trim(), "equal 1000");
 }
+
+#[test]
+fn skipped_records_are_counted_in_the_final_report() {
+    let dir = temp_dir();
+    let path = shared_dir().join("corpus/csv-bad/arrow-rs/truncated_rows.csv");
+    let pipeline = dir.path().join("skip.toml");
+    let source = format!(
+        "[source]\ntype = \"csv\"\npath = {}\non_error = \"skip\"\n\n[sink]\ntype = \"discard\"\n",
+        toml(path.to_string_lossy())
+    );
+    fs::write(&pipeline, source).unwrap();
+    let output = run_host(["run".as_ref(), pipeline.as_os_str()]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // A1, C3 and E5 are read; B2, "," and D4 are malformed; the empty line is skipped.
+    assert!(stderr.contains("read 3 rows"), "{stderr}");
+    assert!(
+        stderr.contains("source `csv`: records skipped 3"),
+        "{stderr}"
+    );
+}
