@@ -3,6 +3,7 @@
 
 mod cli;
 mod config_errors;
+mod csv;
 mod failures;
 mod loading;
 mod metrics;
