@@ -13,7 +13,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mlpipe_plugin_api::arrow::array::{BufferSpec, layout};
 use mlpipe_plugin_api::arrow::buffer::Buffer;
-use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Fields, Schema, UnionMode};
+use mlpipe_plugin_api::arrow::datatypes::{
+    DECIMAL32_MAX_PRECISION, DECIMAL64_MAX_PRECISION, DECIMAL128_MAX_PRECISION,
+    DECIMAL256_MAX_PRECISION, DataType, Field, Fields, Schema, UnionMode,
+};
 use mlpipe_plugin_api::arrow::error::ArrowError;
 use mlpipe_plugin_api::arrow::ipc::convert::{MessageBuffer, try_fb_to_schema};
 use mlpipe_plugin_api::arrow::ipc::{
@@ -95,7 +98,46 @@ pub(crate) fn decode_schema(schema: ipc::Schema<'_>) -> Result<Schema> {
              `t = pa.ipc.open_file(src).read_all(); pa.ipc.new_file(dst, t.schema).write_table(t)`",
         ));
     }
-    guarded(|| try_fb_to_schema(schema))
+    let schema = guarded(|| try_fb_to_schema(schema))?;
+    for field in schema.fields() {
+        check_type(field.name(), field.data_type())?;
+    }
+    Ok(schema)
+}
+
+/// Refuses types arrow-rs takes from a schema without checking them: decimals whose
+/// precision is outside what their width holds.
+fn check_type(column: &str, data_type: &DataType) -> Result<()> {
+    let most = match data_type {
+        DataType::Decimal32(precision, _) => Some((*precision, DECIMAL32_MAX_PRECISION)),
+        DataType::Decimal64(precision, _) => Some((*precision, DECIMAL64_MAX_PRECISION)),
+        DataType::Decimal128(precision, _) => Some((*precision, DECIMAL128_MAX_PRECISION)),
+        DataType::Decimal256(precision, _) => Some((*precision, DECIMAL256_MAX_PRECISION)),
+        _ => None,
+    };
+    if let Some((precision, most)) = most
+        && !(1..=most).contains(&precision)
+    {
+        return Err(Error::bad_data(format!(
+            "column `{column}`: {data_type} has a precision outside 1..={most}"
+        )));
+    }
+    let children: Vec<&DataType> = match data_type {
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::FixedSizeList(f, _)
+        | DataType::Map(f, _) => vec![f.data_type()],
+        DataType::Struct(fields) => fields.iter().map(|f| f.data_type()).collect(),
+        DataType::Union(fields, _) => fields.iter().map(|(_, f)| f.data_type()).collect(),
+        DataType::Dictionary(_, values) => vec![values.as_ref()],
+        DataType::RunEndEncoded(ends, values) => vec![ends.data_type(), values.data_type()],
+        _ => vec![],
+    };
+    children
+        .into_iter()
+        .try_for_each(|child| check_type(column, child))
 }
 
 /// Checks a record batch or dictionary message against its body and the schema of its
