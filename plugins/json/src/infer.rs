@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Schema};
+use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Fields, Schema};
 use mlpipe_plugin_api::arrow::json::reader::infer_json_schema_from_iterator;
 use mlpipe_plugin_api::{Error, Result, SchemaRef};
 use serde_json::{Map, Value};
@@ -30,6 +30,24 @@ pub(crate) struct Layout {
     /// Whether each row is a JSON value of the one column [`VALUE_COLUMN`] (a file of
     /// numbers, arrays or strings) rather than an object with a key per column.
     pub(crate) values: bool,
+}
+
+/// Refuses column names the Arrow C Data Interface, which carries batches across the
+/// plugin boundary as C strings, cannot hold.
+fn check_names(fields: &Fields, context: &str) -> Result<()> {
+    for field in fields {
+        if field.name().contains('\0') {
+            return Err(Error::bad_data(format!(
+                "{context}: the key {:?} contains a NUL character, which a column name cannot \
+                 hold (Arrow's C Data Interface passes names as C strings)",
+                field.name()
+            )));
+        }
+        if let DataType::Struct(children) = field.data_type() {
+            check_names(children, context)?;
+        }
+    }
+    Ok(())
 }
 
 /// The schema given as a list of `"name: Type"` entries, `Type` in Arrow's notation
@@ -122,6 +140,7 @@ pub(crate) fn infer(files: &[PathBuf], limit: Option<usize>) -> Result<Layout> {
     };
     if objects {
         let schema = infer_json_schema_from_iterator(sample.iter().map(Ok)).map_err(fail)?;
+        check_names(schema.fields(), &files[0].display().to_string())?;
         return Ok(Layout {
             schema: Arc::new(schema),
             values: false,

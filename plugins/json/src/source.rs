@@ -242,6 +242,12 @@ impl Reading {
             .map_err(|e| Error::io(format!("{}: cannot read: {e}", self.name)))?;
         if read == 0 {
             self.ended = true;
+            if self.open.is_some() {
+                // A value at the very end (a number with no newline after it) ends only
+                // when something follows it, as a newline would.
+                self.pending.push(b'\n');
+                self.feed(start, layout)?;
+            }
             if let Some(open) = self.open.take() {
                 let error = format!(
                     "the file ends inside the JSON value that starts on line {}",
@@ -255,6 +261,11 @@ impl Reading {
         if self.line == 1 && self.pending[start..].starts_with(BOM) {
             self.pending.drain(start..start + BOM.len());
         }
+        self.feed(start, layout)
+    }
+
+    /// Feeds the bytes of `pending` from `start` (a line) to the decoder.
+    fn feed(&mut self, start: usize, layout: &Layout) -> Result<()> {
         let record = *self.open.get_or_insert(Record {
             start,
             line: self.line,

@@ -145,6 +145,11 @@ fn files_of_other_values_are_one_column() {
     assert_eq!(lists.value_offsets(), &[0, 2, 2, 2, 3]);
     assert!(lists.is_null(2));
 
+    // A number at the very end of a file, with no newline after it, is complete.
+    let numbers = file(dir.path(), "numbers.json", "1\n-2.5");
+    let batch = read_all(open(json!({ "path": numbers })).as_mut(), 10).unwrap();
+    assert_eq!(batch.num_rows(), 2);
+
     let mixed = file(dir.path(), "mixed.json", "1\n{\"a\": 1}\n");
     let error = error_of(json!({ "path": mixed }), 10);
     assert!(
