@@ -111,6 +111,8 @@ pub(crate) struct IpcSource {
     remainder: Option<(RecordBatch, usize)>,
     /// The rows of all inputs, when every input is a file (its footer tells).
     total_rows: Option<usize>,
+    /// Rows returned so far.
+    rows_returned: u64,
     files_read: u64,
 }
 
@@ -191,6 +193,7 @@ impl IpcSource {
             schema,
             remainder: None,
             total_rows,
+            rows_returned: 0,
             files_read: 0,
         })
     }
@@ -240,11 +243,19 @@ impl Source for IpcSource {
                 None => return Ok(None),
             },
         };
-        if batch.num_rows() > max_rows {
-            let rest = batch.slice(max_rows, batch.num_rows() - max_rows);
+        // Cut where the whole output reaches a multiple of `max_rows`, not each decoded
+        // batch: a consumer that gathers short batches up to `max_rows` (the host's
+        // re-batcher) then copies rows only where two decoded batches meet, instead of in
+        // every batch after the first such seam.
+        let room = max_rows - (self.rows_returned % max_rows as u64) as usize;
+        let batch = if batch.num_rows() > room {
+            let rest = batch.slice(room, batch.num_rows() - room);
             self.remainder = Some((rest, heap));
-            return Ok(Some(batch.slice(0, max_rows)));
-        }
+            batch.slice(0, room)
+        } else {
+            batch
+        };
+        self.rows_returned += batch.num_rows() as u64;
         Ok(Some(batch))
     }
 
