@@ -10,7 +10,7 @@
 #   - mlpipe:  `mlpipe-host run` of source `ipc` → sink `discard` (batch_rows 65536): the
 #              whole process, and the run alone (`elapsed_seconds` of --metrics-json);
 #   - pyarrow: `pa.ipc.open_file(pa.memory_map(FILE)).read_all()` (zero copy as well);
-#   - polars:  `pl.read_ipc(FILE, memory_map=True)`.
+#   - polars:  `pl.read_ipc(FILE)` (memory-mapped by polars itself).
 # Prints the median of each and the ratios (file bytes / seconds; "x dd" > 1 is faster than
 # reading the bytes). Needs python3 (with venv); the peers come from
 # ../shared/bench/requirements.txt. Set BENCH_PYTHON to use another interpreter.
@@ -74,7 +74,7 @@ def pyarrow():
 
 def polars():
     start = time.perf_counter()
-    frame = pl.read_ipc(path, memory_map=True)
+    frame = pl.read_ipc(path)
     assert frame.height > 0
     return time.perf_counter() - start, None
 
