@@ -5,6 +5,8 @@ mod cli;
 mod config_errors;
 mod csv;
 mod failures;
+mod ipc;
+mod json;
 mod loading;
 mod metrics;
 mod panics;
