@@ -37,6 +37,17 @@ pub struct FfiSchema {
     schema: FFI_ArrowSchema,
 }
 
+/// How much an import checks of what it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validation {
+    /// Everything: the structure, then offsets, lengths and values (`validate_full`). For
+    /// what a plugin hands the host, which trusts no plugin.
+    Full,
+    /// The structure only (buffer and child counts, pointers): for what the host hands a
+    /// plugin, which it validated on import or built itself.
+    Structure,
+}
+
 /// What importing a batch found beyond its data.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportStats {
@@ -69,9 +80,10 @@ impl FfiBatch {
         Ok(FfiBatch { array, schema })
     }
 
-    /// Imports a batch, checking its structure first: arrow-rs trusts what it imports,
-    /// so a malformed array from a plugin must be caught here, as an error, not a panic.
-    pub fn import(self) -> Result<(RecordBatch, ImportStats)> {
+    /// Imports a batch, checking its structure first, and with [`Validation::Full`] its
+    /// values: arrow-rs trusts what it imports, so a malformed array from a plugin must be
+    /// caught here, as an error, not a panic.
+    pub fn import(self, validation: Validation) -> Result<(RecordBatch, ImportStats)> {
         let schema = Arc::new(
             Schema::try_from(&self.schema)
                 .map_err(|e| Error::bad_data(format!("malformed batch schema: {e}")))?,
@@ -81,12 +93,15 @@ impl FfiBatch {
         check_structure(&self.array, &struct_type, "batch", 0, &mut stats)?;
         // SAFETY: the array and schema come from a producer bound by the C Data Interface
         // (the plugin ABI contract), `check_structure` has verified that buffer and child
-        // counts and pointers match the type, and `validate_full` below checks offsets,
-        // lengths and values before anything reads the data.
+        // counts and pointers match the type, and either `validate_full` below checks
+        // offsets, lengths and values before anything reads the data, or the producer is
+        // the host, which validated the data when it imported it or built it itself.
         let data = unsafe { from_ffi(self.array, &self.schema) }
             .map_err(|e| Error::bad_data(format!("malformed batch: {e}")))?;
-        data.validate_full()
-            .map_err(|e| Error::bad_data(format!("malformed batch: {e}")))?;
+        if validation == Validation::Full {
+            data.validate_full()
+                .map_err(|e| Error::bad_data(format!("malformed batch: {e}")))?;
+        }
         let struct_array = StructArray::from(data);
         if struct_array.null_count() > 0 {
             return Err(Error::bad_data(
@@ -265,7 +280,10 @@ mod tests {
     fn a_batch_round_trips_without_copying() {
         let batch = sample();
         let address = batch.column(0).to_data().buffers()[0].as_ptr();
-        let (back, stats) = FfiBatch::export(batch.clone()).unwrap().import().unwrap();
+        let (back, stats) = FfiBatch::export(batch.clone())
+            .unwrap()
+            .import(Validation::Full)
+            .unwrap();
         assert_eq!(back, batch);
         assert_eq!(
             back.schema().metadata().get("origin").map(String::as_str),
@@ -278,7 +296,10 @@ mod tests {
     #[test]
     fn sliced_batches_and_empty_batches_round_trip() {
         let batch = sample().slice(1, 2);
-        let (back, _) = FfiBatch::export(batch.clone()).unwrap().import().unwrap();
+        let (back, _) = FfiBatch::export(batch.clone())
+            .unwrap()
+            .import(Validation::Full)
+            .unwrap();
         assert_eq!(back, batch);
         let empty = RecordBatch::try_new_with_options(
             Arc::new(Schema::empty()),
@@ -286,7 +307,10 @@ mod tests {
             &RecordBatchOptions::new().with_row_count(Some(7)),
         )
         .unwrap();
-        let (back, _) = FfiBatch::export(empty).unwrap().import().unwrap();
+        let (back, _) = FfiBatch::export(empty)
+            .unwrap()
+            .import(Validation::Full)
+            .unwrap();
         assert_eq!(back.num_rows(), 7);
     }
 
@@ -296,7 +320,7 @@ mod tests {
         let mut exported = FfiBatch::export(batch).unwrap();
         let lying = Schema::new(vec![Field::new("x", DataType::Int32, true)]);
         exported.schema = FFI_ArrowSchema::try_from(&lying).unwrap();
-        let error = exported.import().unwrap_err();
+        let error = exported.import(Validation::Full).unwrap_err();
         assert!(error.message().contains("children"), "{error}");
     }
 
@@ -307,7 +331,7 @@ mod tests {
         let mut exported = FfiBatch::export(batch).unwrap();
         let lying = Schema::new(vec![Field::new("i", DataType::Utf8, false)]);
         exported.schema = FFI_ArrowSchema::try_from(&lying).unwrap();
-        let error = exported.import().unwrap_err();
+        let error = exported.import(Validation::Full).unwrap_err();
         assert!(error.message().contains("needs 3 buffers"), "{error}");
     }
 
@@ -343,7 +367,7 @@ mod tests {
             array: FFI_ArrowArray::new(&data),
             schema: FFI_ArrowSchema::try_from(&Schema::new(vec![field])).unwrap(),
         };
-        let (back, stats) = exported.import().unwrap();
+        let (back, stats) = exported.import(Validation::Full).unwrap();
         assert_eq!(stats.realigned_buffers, 1);
         let expected = Float64Array::from(vec![1.5, -2.0, 3.25, 4.0]);
         assert_eq!(back.column(0).as_ref(), &expected as &dyn Array);

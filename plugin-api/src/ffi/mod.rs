@@ -25,7 +25,7 @@ mod transform;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub use self::arrow::{FfiBatch, FfiSchema, ImportStats};
+pub use self::arrow::{FfiBatch, FfiSchema, ImportStats, Validation};
 pub use self::error::FfiError;
 pub use self::kernel::{BorrowedKernel, FfiKernel, FfiKernelBinding, FfiKernelRef, KernelVTable};
 pub use self::root::{
@@ -76,9 +76,22 @@ fn from_json<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> crate::R
         .map_err(|e| crate::Error::internal(format!("malformed {what} from the other side: {e}")))
 }
 
-/// Imports a batch that crossed the boundary, counting realigned buffers.
+/// Imports a batch a plugin produced (fully validated), counting realigned buffers.
 fn record_import(batch: FfiBatch) -> crate::Result<::arrow::array::RecordBatch> {
-    let (batch, stats) = batch.import()?;
+    import_counted(batch, Validation::Full)
+}
+
+/// Imports a batch the host handed to this plugin: the host validated it on import, or
+/// built it, so only its structure is checked.
+fn import_from_host(batch: FfiBatch) -> crate::Result<::arrow::array::RecordBatch> {
+    import_counted(batch, Validation::Structure)
+}
+
+fn import_counted(
+    batch: FfiBatch,
+    validation: Validation,
+) -> crate::Result<::arrow::array::RecordBatch> {
+    let (batch, stats) = batch.import(validation)?;
     if stats.realigned_buffers > 0 {
         REALIGNED_BUFFERS.fetch_add(stats.realigned_buffers, Ordering::Relaxed);
     }

@@ -12,7 +12,7 @@ use arrow::datatypes::SchemaRef;
 use super::arrow::{FfiBatch, FfiSchema};
 use super::error::{FfiError, into_result};
 use super::instance::{Handle, VTable, call_mut, into_state, release};
-use super::{from_json, or_remember, record_import, to_json};
+use super::{from_json, import_from_host, or_remember, to_json};
 use crate::error::{Error, Result};
 use crate::traits::{Counters, Sink};
 
@@ -49,7 +49,7 @@ unsafe extern "C" fn begin(state: *mut c_void, schema: FfiSchema) -> RResult<(),
 
 unsafe extern "C" fn consume(state: *mut c_void, batch: FfiBatch) -> RResult<(), FfiError> {
     // SAFETY: the host passes the state of a live sink, one call at a time.
-    unsafe { call_mut(state, |s: &mut Boxed| s.consume(record_import(batch)?)) }
+    unsafe { call_mut(state, |s: &mut Boxed| s.consume(import_from_host(batch)?)) }
 }
 
 unsafe extern "C" fn flush(state: *mut c_void) -> RResult<(), FfiError> {

@@ -12,7 +12,7 @@ use arrow::datatypes::SchemaRef;
 use super::arrow::{FfiBatch, FfiSchema};
 use super::error::{FfiError, into_result};
 use super::instance::{Handle, VTable, call_mut, into_state, release};
-use super::{from_json, or_remember, record_import, to_json};
+use super::{from_json, import_from_host, or_remember, record_import, to_json};
 use crate::error::{Error, Result};
 use crate::traits::{ColumnUsage, Counters, Transform};
 
@@ -75,7 +75,7 @@ unsafe extern "C" fn transform(state: *mut c_void, batch: FfiBatch) -> RResult<F
     // SAFETY: the host passes the state of a live transform, one call at a time.
     unsafe {
         call_mut(state, |t: &mut Boxed| {
-            FfiBatch::export(t.transform(record_import(batch)?)?)
+            FfiBatch::export(t.transform(import_from_host(batch)?)?)
         })
     }
 }
@@ -129,7 +129,7 @@ unsafe extern "C" fn needs_fit(state: *mut c_void) -> RResult<bool, FfiError> {
 
 unsafe extern "C" fn fit(state: *mut c_void, batch: FfiBatch) -> RResult<(), FfiError> {
     // SAFETY: the host passes the state of a live transform, one call at a time.
-    unsafe { call_mut(state, |t: &mut Boxed| t.fit(&record_import(batch)?)) }
+    unsafe { call_mut(state, |t: &mut Boxed| t.fit(&import_from_host(batch)?)) }
 }
 
 unsafe extern "C" fn fit_partial(state: *mut c_void) -> RResult<RVec<u8>, FfiError> {
