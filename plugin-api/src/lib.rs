@@ -54,6 +54,7 @@ pub mod ffi;
 pub mod files;
 mod manifest;
 mod plugin;
+pub mod predicate;
 mod traits;
 
 pub use arrow;
