@@ -12,9 +12,12 @@ use mlpipe_plugin_api::predicate::{Predicate, Statistics};
 use mlpipe_plugin_api::{Error, Result};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use parquet::file::metadata::{PageIndexPolicy, ParquetStatisticsPolicy, RowGroupMetaData};
+use parquet::file::metadata::{
+    FileMetaData, PageIndexPolicy, ParquetMetaDataBuilder, ParquetStatisticsPolicy,
+    RowGroupMetaData,
+};
 
-use crate::{guarded, parquet_error};
+use crate::{encryption, guarded, parquet_error};
 
 /// One file of the dataset, with its footer read.
 pub(crate) struct DatasetFile {
@@ -31,7 +34,7 @@ impl DatasetFile {
     /// pages a row selection leaves out).
     pub(crate) fn open(path: &Path, filter: bool) -> Result<DatasetFile> {
         let shown = path.display();
-        let file = File::open(path).map_err(|e| {
+        let mut file = File::open(path).map_err(|e| {
             Error::io(format!(
                 "{shown}: cannot open the Parquet file: {e} (check the source's `path`)"
             ))
@@ -51,17 +54,25 @@ impl DatasetFile {
         let metadata = guarded(
             || shown.to_string(),
             || {
-                ArrowReaderMetadata::load(&file, options).map_err(|e| {
-            let encrypted = e.to_string().to_ascii_lowercase().contains("encrypt");
-            let what = if encrypted {
-                "is encrypted (Parquet modular encryption), and mlpipe cannot decrypt it: write it without encryption"
-            } else {
-                "is not a readable Parquet file"
-            };
-            parquet_error(format!("{shown} {what}"), e)
-        })
+                ArrowReaderMetadata::load(&file, options.clone())
+                    .and_then(|metadata| with_row_groups_rows(metadata, options))
+                    .map_err(|e| {
+                        let encrypted = e.to_string().to_ascii_lowercase().contains("encrypt");
+                        let what = if encrypted {
+                            "is encrypted (Parquet modular encryption), and mlpipe cannot decrypt it: write it without encryption"
+                        } else {
+                            "is not a readable Parquet file"
+                        };
+                        parquet_error(format!("{shown} {what}"), e)
+                    })
             },
         )?;
+        // The footer's length was checked by the reader, so it is no huge allocation.
+        if encryption::has_plaintext_footer_encryption(&mut file) {
+            return Err(Error::bad_data(format!(
+                "{shown} is encrypted (Parquet modular encryption, plaintext footer), and mlpipe cannot decrypt it: write it without encryption"
+            )));
+        }
         let file_bytes = file
             .metadata()
             .map_err(|e| Error::io(format!("{shown}: cannot read the file's size: {e}")))?
@@ -124,14 +135,8 @@ impl DatasetFile {
             .sum()
     }
 
-    /// The row groups that may hold rows matching `filter` (all of them without one). A
-    /// file whose footer says it holds no rows is read as empty, whatever its row groups
-    /// say, as pyarrow and arrow-rs read it (`repeated_no_annotation.parquet` of
-    /// parquet-testing).
+    /// The row groups that may hold rows matching `filter` (all of them without one).
     pub(crate) fn row_groups_to_read(&self, filter: Option<&Predicate>) -> Result<Vec<usize>> {
-        if self.num_rows() == 0 {
-            return Ok(Vec::new());
-        }
         let all: Vec<usize> = (0..self.row_groups().len()).collect();
         let Some(filter) = filter else {
             return Ok(all);
@@ -177,6 +182,42 @@ impl DatasetFile {
         }
         Ok(statistics)
     }
+}
+
+/// The metadata with the file's row count set to its row groups' when the two disagree:
+/// arrow-rs reads no more rows than the file's count states, and an old parquet-rs wrote 0
+/// for files whose row groups hold rows (`repeated_no_annotation.parquet` of
+/// parquet-testing, whose 6 rows pyarrow reads).
+fn with_row_groups_rows(
+    metadata: ArrowReaderMetadata,
+    options: ArrowReaderOptions,
+) -> parquet::errors::Result<ArrowReaderMetadata> {
+    let stated = metadata.metadata().file_metadata().num_rows();
+    let held = metadata
+        .metadata()
+        .row_groups()
+        .iter()
+        .try_fold(0i64, |sum, group| sum.checked_add(group.num_rows().max(0)));
+    let Some(held) = held.filter(|&held| held != stated) else {
+        return Ok(metadata);
+    };
+    let mut builder = Arc::unwrap_or_clone(metadata.metadata().clone()).into_builder();
+    let (row_groups, page_index) = (builder.take_row_groups(), builder.take_page_index());
+    let file = builder.build();
+    let file = file.file_metadata();
+    let corrected = FileMetaData::new(
+        file.version(),
+        held,
+        file.created_by().map(String::from),
+        file.key_value_metadata().cloned(),
+        file.schema_descr_ptr(),
+        file.column_orders().cloned(),
+    );
+    let rebuilt = ParquetMetaDataBuilder::new(corrected)
+        .set_row_groups(row_groups)
+        .set_page_index(page_index)
+        .build();
+    ArrowReaderMetadata::try_new(Arc::new(rebuilt), options)
 }
 
 /// The columns a source reads: its output columns, then the columns its filter reads.

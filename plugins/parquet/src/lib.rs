@@ -14,6 +14,7 @@
 mod dataset;
 mod decode;
 mod encoder;
+mod encryption;
 mod sink;
 mod source;
 
