@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
+use mlpipe_plugin_api::arrow::compute::concat_batches;
 use mlpipe_plugin_api::predicate::Predicate;
 use mlpipe_plugin_api::{
     Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Source, files,
@@ -25,6 +26,11 @@ const MAX_READ_ROWS: usize = 1 << 20;
 
 /// Uncompressed bytes of column data a round decodes, at least.
 const BURST_BYTES: u64 = 64 << 20;
+
+/// Decoded bytes a reader's chunk (all columns) aims at. Chunks are a whole number of the
+/// host's batches, so that most batches handed out are zero-copy slices; only a batch
+/// straddling two chunks is a copy.
+const CHUNK_BYTES: u64 = 32 << 20;
 
 /// Consecutive small row groups are read as one segment up to this many uncompressed
 /// bytes, so that tiny row groups do not each cost a reader per column.
@@ -66,11 +72,11 @@ pub(crate) struct ParquetSource {
     threads: usize,
     /// Row groups not yet decoded, in dataset order: (file, row group).
     pending: VecDeque<(usize, usize)>,
-    /// Decoded batches not yet returned, and their bytes.
+    /// Decoded chunks (of rows not yet returned), their rows, and the bytes a decoded
+    /// row took in the last round.
     ready: VecDeque<RecordBatch>,
-    ready_bytes: usize,
-    /// The readers' batch size, set by the first `next_batch`.
-    batch_rows: Option<usize>,
+    ready_rows: usize,
+    bytes_per_row: usize,
     total_rows: Option<usize>,
     row_groups_read: u64,
     row_groups_pruned: u64,
@@ -130,8 +136,8 @@ impl ParquetSource {
             threads,
             pending,
             ready: VecDeque::new(),
-            ready_bytes: 0,
-            batch_rows: None,
+            ready_rows: 0,
+            bytes_per_row: 0,
             total_rows,
             row_groups_read: 0,
             row_groups_pruned,
@@ -139,11 +145,12 @@ impl ParquetSource {
         })
     }
 
-    /// Takes the next round of row groups off the queue, as segments.
-    fn next_segments(&mut self) -> Vec<Segment<'_>> {
+    /// Takes the next round of row groups off the queue, as segments; also returns the
+    /// round's rows and uncompressed bytes.
+    fn next_segments(&mut self) -> (Vec<Segment<'_>>, u64, u64) {
         let width = self.columns.output.fields().len().max(1);
         let mut segments: Vec<Segment<'_>> = Vec::new();
-        let (mut round_bytes, mut segment_bytes) = (0, 0);
+        let (mut round_bytes, mut segment_bytes, mut round_rows) = (0, 0, 0);
         while let Some(&(file, group)) = self.pending.front() {
             if round_bytes >= BURST_BYTES && segments.len() * width >= self.threads {
                 break;
@@ -151,6 +158,7 @@ impl ParquetSource {
             self.pending.pop_front();
             let bytes = self.files[file].read_bytes(group);
             round_bytes += bytes;
+            round_rows += self.files[file].row_groups()[group].num_rows().max(0) as u64;
             match segments.last_mut() {
                 Some(last)
                     if std::ptr::eq(last.file, &self.files[file])
@@ -169,17 +177,23 @@ impl ParquetSource {
                 }
             }
         }
-        segments
+        (segments, round_rows, round_bytes)
     }
 
-    /// Decodes the next round of row groups into `ready`.
+    /// Decodes the next round of row groups into `ready`, in chunks of a multiple of
+    /// `batch_rows` rows (so that the batches handed out are slices, not copies).
     fn decode_round(&mut self, batch_rows: usize) -> Result<()> {
         let threads = self.threads;
         let output = self.columns.output.clone();
         let width = output.fields().len();
         let filter = self.filter.clone();
         let filter_schema = self.columns.filter.clone();
-        let mut segments = self.next_segments();
+        let (mut segments, rows, bytes) = self.next_segments();
+        let batch_bytes = bytes.saturating_mul(batch_rows as u64) / rows.max(1);
+        let multiple = (CHUNK_BYTES / batch_bytes.max(1)).max(1) as usize;
+        let chunk_rows = batch_rows
+            .saturating_mul(multiple)
+            .clamp(1, MAX_READ_ROWS.max(batch_rows));
         let groups = segments
             .iter()
             .map(|s| s.row_groups.len() as u64)
@@ -192,7 +206,7 @@ impl ParquetSource {
                 filter,
                 columns,
                 filter_schema,
-                batch_rows,
+                chunk_rows,
                 threads,
             )?;
             let mut matched = matched.into_iter();
@@ -207,17 +221,48 @@ impl ParquetSource {
                 kept > 0
             });
         }
-        let batches = decode(&segments, 0..width, &output, batch_rows, threads)?;
+        let chunks = decode(&segments, 0..width, &output, chunk_rows, threads)?;
         drop(segments);
         self.row_groups_read += groups;
         self.rows_filtered_out += filtered_out;
-        for batch in batches.into_iter().flatten() {
-            if batch.num_rows() > 0 {
-                self.ready_bytes += batch.get_array_memory_size();
-                self.ready.push_back(batch);
+        let (mut rows, mut bytes) = (0, 0);
+        for chunk in chunks.into_iter().flatten() {
+            if chunk.num_rows() > 0 {
+                rows += chunk.num_rows();
+                bytes += chunk.get_array_memory_size();
+                self.ready.push_back(chunk);
             }
         }
+        self.ready_rows += rows;
+        self.bytes_per_row = bytes / rows.max(1);
         Ok(())
+    }
+
+    /// The next `rows` rows decoded (fewer at the end): a slice of one chunk, or — where
+    /// they straddle chunks — the slices concatenated.
+    fn take(&mut self, rows: usize) -> Result<Option<RecordBatch>> {
+        let mut parts = Vec::new();
+        let mut wanted = rows;
+        while wanted > 0 {
+            let Some(front) = self.ready.front_mut() else {
+                break;
+            };
+            let available = front.num_rows();
+            if available > wanted {
+                parts.push(front.slice(0, wanted));
+                *front = front.slice(wanted, available - wanted);
+                wanted = 0;
+            } else {
+                parts.extend(self.ready.pop_front());
+                wanted -= available;
+            }
+        }
+        self.ready_rows -= rows - wanted;
+        Ok(match parts.len() {
+            0 => None,
+            1 => parts.pop(),
+            _ => Some(concat_batches(&self.columns.output, &parts)?),
+        })
     }
 }
 
@@ -226,26 +271,18 @@ impl Source for ParquetSource {
         Ok(self.columns.output.clone())
     }
 
+    /// Batches of exactly `max_rows` rows (the last one aside), as the host re-batches to
+    /// that size anyway: a round's rows that do not fill a batch wait for the next round's.
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>> {
-        let max_rows = max_rows.max(1);
-        let batch_rows = *self.batch_rows.get_or_insert(max_rows.min(MAX_READ_ROWS));
+        let max_rows = max_rows.clamp(1, MAX_READ_ROWS);
         loop {
-            if let Some(batch) = self.ready.pop_front() {
-                self.ready_bytes = self
-                    .ready_bytes
-                    .saturating_sub(batch.get_array_memory_size());
-                if batch.num_rows() > max_rows {
-                    let rest = batch.slice(max_rows, batch.num_rows() - max_rows);
-                    self.ready_bytes += rest.get_array_memory_size();
-                    self.ready.push_front(rest);
-                    return Ok(Some(batch.slice(0, max_rows)));
-                }
-                return Ok(Some(batch));
+            if self.ready_rows >= max_rows || (self.pending.is_empty() && self.ready_rows > 0) {
+                return self.take(max_rows);
             }
             if self.pending.is_empty() {
                 return Ok(None);
             }
-            if let Err(error) = self.decode_round(batch_rows) {
+            if let Err(error) = self.decode_round(max_rows) {
                 // A failed round leaves nothing more to read.
                 self.pending.clear();
                 return Err(error);
@@ -258,7 +295,7 @@ impl Source for ParquetSource {
     }
 
     fn memory_usage(&self) -> usize {
-        self.ready_bytes
+        self.ready_rows.saturating_mul(self.bytes_per_row)
     }
 
     fn counters(&self) -> Counters {
