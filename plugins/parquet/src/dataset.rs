@@ -127,10 +127,20 @@ impl DatasetFile {
 
     /// Uncompressed bytes of the columns the source reads in row group `index`.
     pub(crate) fn read_bytes(&self, index: usize) -> u64 {
+        self.bytes(index, |root| self.roots.contains(&root))
+    }
+
+    /// Uncompressed bytes of top-level column `root` in row group `index`.
+    pub(crate) fn column_bytes(&self, index: usize, root: usize) -> u64 {
+        self.bytes(index, |r| r == root)
+    }
+
+    /// Uncompressed bytes of the columns whose root `wanted` accepts, in row group `index`.
+    fn bytes(&self, index: usize, wanted: impl Fn(usize) -> bool) -> u64 {
         let descriptor = self.metadata.parquet_schema();
         let group = &self.row_groups()[index];
         (0..descriptor.num_columns())
-            .filter(|&leaf| self.roots.contains(&descriptor.get_column_root_idx(leaf)))
+            .filter(|&leaf| wanted(descriptor.get_column_root_idx(leaf)))
             .map(|leaf| u64::try_from(group.column(leaf).uncompressed_size()).unwrap_or(0))
             .sum()
     }

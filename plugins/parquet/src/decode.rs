@@ -66,15 +66,30 @@ pub(crate) fn decode(
     threads: usize,
 ) -> Result<Vec<Vec<RecordBatch>>> {
     let width = columns.len();
-    let mut chunks = parallel(segments.len() * width, threads, |job| {
+    // The largest column chunks first, so that the threads finish together (a round ends
+    // when its slowest job does).
+    let size = |job: usize| {
+        let (segment, position) = (&segments[job / width], columns.start + job % width);
+        let root = segment.file.roots[position];
+        let bytes = |&group: &usize| segment.file.column_bytes(group, root);
+        segment.row_groups.iter().map(bytes).sum::<u64>()
+    };
+    let mut order: Vec<usize> = (0..segments.len() * width).collect();
+    order.sort_by_cached_key(|&job| std::cmp::Reverse(size(job)));
+    let decoded = parallel(order.len(), threads, |k| {
+        let job = order[k];
         let (segment, column) = (&segments[job / width], job % width);
         let name = schema.field(column).name();
         guarded(
             || format!("{}, column `{name}`", segment.describe()),
             || decode_column(segment, columns.start + column, name, batch_rows),
         )
-    })?
-    .into_iter();
+    })?;
+    let mut in_order: Vec<Vec<ArrayRef>> = vec![Vec::new(); order.len()];
+    for (job, arrays) in order.into_iter().zip(decoded) {
+        in_order[job] = arrays;
+    }
+    let mut chunks = in_order.into_iter();
     segments
         .iter()
         .map(|segment| {
