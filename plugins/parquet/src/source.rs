@@ -2,7 +2,7 @@
 //! directory) in file order, decoding row groups on several threads, with an optional
 //! column projection and row filter pushed into the reader.
 //!
-//! The source works in rounds: it takes the next row groups (at least `BURST_BYTES` of
+//! The source works in rounds: it takes the next row groups (at least `ROUND_BYTES` of
 //! uncompressed column data, and enough to keep every thread busy), decodes them in
 //! parallel ([`decode`](crate::decode)), hands out the batches, and only then decodes
 //! the next round — so what it holds is bounded by a round's worth of decoded data.
@@ -25,7 +25,7 @@ use crate::decode::{Segment, decode, select};
 const MAX_READ_ROWS: usize = 1 << 20;
 
 /// Uncompressed bytes of column data a round decodes, at least.
-const BURST_BYTES: u64 = 64 << 20;
+const ROUND_BYTES: u64 = 64 << 20;
 
 /// Decoded bytes a reader's chunk (all columns) aims at. Chunks are a whole number of the
 /// host's batches, so that most batches handed out are zero-copy slices; only a batch
@@ -152,7 +152,7 @@ impl ParquetSource {
         let mut segments: Vec<Segment<'_>> = Vec::new();
         let (mut round_bytes, mut segment_bytes, mut round_rows) = (0, 0, 0);
         while let Some(&(file, group)) = self.pending.front() {
-            if round_bytes >= BURST_BYTES && segments.len() * width >= self.threads {
+            if round_bytes >= ROUND_BYTES && segments.len() * width >= self.threads {
                 break;
             }
             self.pending.pop_front();
