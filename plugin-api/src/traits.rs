@@ -54,6 +54,15 @@ pub trait Source: Send {
     fn counters(&self) -> Counters {
         Vec::new()
     }
+
+    /// Only for wrappers of components that live elsewhere (the host's view of a plugin's
+    /// component): the failure of the last call of a method that cannot return an error
+    /// (`size_hint`, `memory_usage`, `counters`), with that method's name. A component
+    /// written against this API never implements it.
+    #[doc(hidden)]
+    fn take_failure(&mut self) -> Option<(&'static str, Error)> {
+        None
+    }
 }
 
 /// Maps one record batch to another.
@@ -93,6 +102,21 @@ pub trait Transform: Send {
     /// Named counts for the run report (e.g. rule violations).
     fn counters(&self) -> Counters {
         Vec::new()
+    }
+
+    /// The schema of the rows this transform sets aside (rows that failed validation, with
+    /// the rule they broke) for inputs of schema `input`; `None` (the default) when it sets
+    /// none aside. The host then requires a `[quarantine]` sink in the pipeline.
+    fn quarantine_schema(&self, input: &SchemaRef) -> Result<Option<SchemaRef>> {
+        let _ = input;
+        Ok(None)
+    }
+
+    /// The rows set aside since the last call, of the schema
+    /// [`quarantine_schema`](Transform::quarantine_schema) declared; the host calls it after
+    /// every batch and writes them to the `[quarantine]` sink.
+    fn take_quarantined(&mut self) -> Result<Option<RecordBatch>> {
+        Ok(None)
     }
 
     /// The columns this transform reads and writes for inputs of schema `input`; `None`
@@ -139,6 +163,33 @@ pub trait Transform: Send {
         let _ = params;
         Err(not_fittable())
     }
+
+    /// Only for wrappers of components that live elsewhere (the host's view of a plugin's
+    /// component): the failure of the last call of a method that cannot return an error
+    /// (`size_hint`, `memory_usage`, `counters`), with that method's name. A component
+    /// written against this API never implements it.
+    #[doc(hidden)]
+    fn take_failure(&mut self) -> Option<(&'static str, Error)> {
+        None
+    }
+}
+
+/// A transform with no state between batches, safe to call from several threads at once
+/// (a projection, a cast, a row-wise formula): one instance serves every worker, instead of
+/// one instance each. Register it with
+/// [`Plugin::stateless_transform`](crate::Plugin::stateless_transform).
+pub trait StatelessTransform: Send + Sync {
+    /// The schema of the batches this transform returns for inputs of schema `input`.
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef>;
+
+    /// Transforms one batch.
+    fn transform(&self, batch: RecordBatch) -> Result<RecordBatch>;
+
+    /// The columns this transform reads and writes (see [`Transform::column_usage`]).
+    fn column_usage(&self, input: &SchemaRef) -> Result<Option<ColumnUsage>> {
+        let _ = input;
+        Ok(None)
+    }
 }
 
 /// Consumes record batches: a file writer, a socket.
@@ -167,6 +218,15 @@ pub trait Sink: Send {
     /// Named counts for the run report (e.g. files written).
     fn counters(&self) -> Counters {
         Vec::new()
+    }
+
+    /// Only for wrappers of components that live elsewhere (the host's view of a plugin's
+    /// component): the failure of the last call of a method that cannot return an error
+    /// (`size_hint`, `memory_usage`, `counters`), with that method's name. A component
+    /// written against this API never implements it.
+    #[doc(hidden)]
+    fn take_failure(&mut self) -> Option<(&'static str, Error)> {
+        None
     }
 }
 

@@ -4,9 +4,12 @@
 //!
 //! Everything missing is a loud failure that says how to fix it, never a skipped test.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The workspace root (the folder holding the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
@@ -61,6 +64,57 @@ pub fn plugin_library(crate_name: &str) -> PathBuf {
     let path = artifact_dir().join(file);
     assert!(path.is_file(), "{} was not built", path.display());
     path
+}
+
+/// The test plugin `tests/plugins/testkit` (components that panic, fail, lie and report
+/// buffer addresses on request), built.
+pub fn testkit() -> PathBuf {
+    plugin_library("mlpipe_testkit")
+}
+
+/// The text of a pipeline file `testkit/numbers → testkit/passthrough → testkit/discard`,
+/// with extra lines in each table:
+///
+/// ```
+/// let text = mlpipe_tests::TestkitPipeline::default()
+///     .with("pipeline", "workers = 4")
+///     .with("sink", "fail_at_row = 10")
+///     .toml();
+/// assert!(text.contains("[sink]\ntype = \"testkit/discard\"\nfail_at_row = 10\n"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct TestkitPipeline {
+    settings: String,
+    source: String,
+    transform: String,
+    sink: String,
+}
+
+impl TestkitPipeline {
+    /// Adds a TOML line to the table of `stage`: `pipeline`, `source`, `transform[0]` or
+    /// `sink` (the names the host's messages use).
+    pub fn with(mut self, stage: &str, line: &str) -> TestkitPipeline {
+        let table = match stage {
+            "pipeline" => &mut self.settings,
+            "source" => &mut self.source,
+            "transform[0]" => &mut self.transform,
+            "sink" => &mut self.sink,
+            other => panic!("the testkit pipeline has no stage `{other}`"),
+        };
+        table.push_str(line);
+        table.push('\n');
+        self
+    }
+
+    /// The pipeline file's text.
+    pub fn toml(&self) -> String {
+        format!(
+            "[pipeline]\n{}\n[source]\ntype = \"testkit/numbers\"\n{}\n\
+             [[transform]]\ntype = \"testkit/passthrough\"\n{}\n\
+             [sink]\ntype = \"testkit/discard\"\n{}",
+            self.settings, self.source, self.transform, self.sink
+        )
+    }
 }
 
 /// A `mlpipe-host` command with the given arguments (standard plugins are found beside
@@ -175,4 +229,90 @@ pub fn temp_dir() -> tempfile::TempDir {
         .prefix("mlpipe-e2e-")
         .tempdir()
         .expect("cannot create a temporary directory")
+}
+
+/// Writes `text` to the file `name` in `dir` and returns its path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("cannot write a test file");
+    path
+}
+
+/// Polls `condition` every 20 ms until it returns a value, for at most `timeout`; then
+/// fails the test, saying what it waited for.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut condition: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = condition() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An address on 127.0.0.1 whose port was free a moment ago.
+pub fn free_local_address() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("cannot find a free port")
+}
+
+/// Fetches `http://{address}/metrics`: the whole HTTP response, or `None` when nothing
+/// answers there.
+pub fn scrape(address: SocketAddr) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// The value of one sample (`name{labels}`, exactly as exposed) in a Prometheus text body.
+pub fn metric(body: &str, sample: &str) -> Option<f64> {
+    body.lines()
+        .filter_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+        .find_map(|value| value.trim().parse().ok())
+}
+
+/// Sends a signal (`INT`, `TERM`, ...) to a child process, with kill(1).
+pub fn send_signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("cannot run kill");
+    assert!(status.success(), "kill -{signal} {} failed", child.id());
+}
+
+/// Waits for a child process to exit (for at most `timeout`, else kills it and fails the
+/// test) and returns what it did.
+pub fn finish(mut child: Child, timeout: Duration) -> Output {
+    let exited = {
+        let child = &mut child;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match child.try_wait().expect("cannot wait for mlpipe-host") {
+                Some(_) => break true,
+                None if Instant::now() >= deadline => break false,
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    };
+    if !exited {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("cannot collect the output");
+    assert!(
+        exited,
+        "mlpipe-host did not exit within {timeout:?}: {}",
+        describe(&output)
+    );
+    output
 }

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use self::arrow::{FfiBatch, FfiSchema, ImportStats};
 pub use self::error::FfiError;
-pub use self::kernel::{FfiKernel, ForeignKernel, KernelVTable};
+pub use self::kernel::{BorrowedKernel, FfiKernel, FfiKernelBinding, FfiKernelRef, KernelVTable};
 pub use self::root::{
     ABI_EPOCH, LoadError, PluginLibrary, PluginMod, ROOT_SYMBOL, api_compatible, lib_header,
     root_module,
@@ -47,6 +47,20 @@ static REALIGNED_BUFFERS: AtomicUsize = AtomicUsize::new(0);
 /// How many under-aligned buffers this side has copied while importing batches.
 pub fn realigned_buffers() -> usize {
     REALIGNED_BUFFERS.load(Ordering::Relaxed)
+}
+
+/// The value of a call that cannot return an error; a failure is kept in `failure` (the
+/// first one) for the host to take, and the default value stands in.
+fn or_remember<T: Default>(
+    failure: &std::cell::Cell<Option<(&'static str, crate::Error)>>,
+    method: &'static str,
+    result: crate::Result<T>,
+) -> T {
+    result.unwrap_or_else(|error| {
+        let earlier = failure.take();
+        failure.set(earlier.or(Some((method, error))));
+        T::default()
+    })
 }
 
 /// Encodes a value that crosses the boundary as JSON text.

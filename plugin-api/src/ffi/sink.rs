@@ -1,6 +1,7 @@
 //! Sinks across the boundary: the vtable, the plugin-side entry points, and
 //! [`ForeignSink`], the host-side wrapper that implements [`Sink`] again.
 
+use std::cell::Cell;
 use std::ffi::c_void;
 
 use abi_stable::StableAbi;
@@ -11,8 +12,8 @@ use arrow::datatypes::SchemaRef;
 use super::arrow::{FfiBatch, FfiSchema};
 use super::error::{FfiError, into_result};
 use super::instance::{Handle, VTable, call_mut, into_state, release};
-use super::{from_json, record_import, to_json};
-use crate::error::Result;
+use super::{from_json, or_remember, record_import, to_json};
+use crate::error::{Error, Result};
 use crate::traits::{Counters, Sink};
 
 /// The functions of a sink (a prefix type, see [`super::source::SourceVTable`]).
@@ -89,14 +90,26 @@ pub(crate) fn export(sink: Boxed) -> FfiSink {
 }
 
 /// A sink that lives in a plugin, seen by the host as a plain [`Sink`].
-#[derive(Debug)]
 pub struct ForeignSink {
     handle: FfiSink,
+    /// The failure of the last infallible-looking call (see `Sink::take_failure`).
+    failure: Cell<Option<(&'static str, Error)>>,
+}
+
+impl std::fmt::Debug for ForeignSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForeignSink")
+            .field("handle", &self.handle)
+            .finish()
+    }
 }
 
 impl ForeignSink {
     pub(crate) fn new(handle: FfiSink) -> ForeignSink {
-        ForeignSink { handle }
+        ForeignSink {
+            handle,
+            failure: Cell::new(None),
+        }
     }
 }
 
@@ -125,7 +138,8 @@ impl Sink for ForeignSink {
     fn memory_usage(&self) -> usize {
         let (vtable, state) = (self.handle.vtable(), self.handle.state());
         // SAFETY: as in `begin`.
-        into_result(unsafe { (vtable.memory_usage())(state) }).map_or(0, |n| n as usize)
+        let usage = into_result(unsafe { (vtable.memory_usage())(state) });
+        or_remember(&self.failure, "memory_usage", usage.map(|n| n as usize))
     }
 
     fn counters(&self) -> Counters {
@@ -134,8 +148,12 @@ impl Sink for ForeignSink {
             return Vec::new();
         };
         // SAFETY: as above.
-        into_result(unsafe { counters(state) })
-            .and_then(|json| from_json(json.as_str(), "counters"))
-            .unwrap_or_default()
+        let counters = into_result(unsafe { counters(state) })
+            .and_then(|json| from_json(json.as_str(), "counters"));
+        or_remember(&self.failure, "counters", counters)
+    }
+
+    fn take_failure(&mut self) -> Option<(&'static str, Error)> {
+        self.failure.take()
     }
 }

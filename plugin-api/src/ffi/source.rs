@@ -1,6 +1,7 @@
 //! Sources across the boundary: the vtable, the plugin-side entry points, and
 //! [`ForeignSource`], the host-side wrapper that implements [`Source`] again.
 
+use std::cell::Cell;
 use std::ffi::c_void;
 
 use abi_stable::StableAbi;
@@ -11,8 +12,8 @@ use arrow::datatypes::SchemaRef;
 use super::arrow::{FfiBatch, FfiSchema};
 use super::error::{FfiError, into_result};
 use super::instance::{Handle, VTable, call_mut, into_state, release};
-use super::{from_json, record_import, to_json};
-use crate::error::Result;
+use super::{from_json, or_remember, record_import, to_json};
+use crate::error::{Error, Result};
 use crate::traits::{Counters, Source};
 
 /// The functions of a source. A prefix type: later API versions append entries after
@@ -109,14 +110,26 @@ pub(crate) fn export(source: Boxed) -> FfiSource {
 }
 
 /// A source that lives in a plugin, seen by the host as a plain [`Source`].
-#[derive(Debug)]
 pub struct ForeignSource {
     handle: FfiSource,
+    /// The failure of the last infallible-looking call (see `Source::take_failure`).
+    failure: Cell<Option<(&'static str, Error)>>,
+}
+
+impl std::fmt::Debug for ForeignSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForeignSource")
+            .field("handle", &self.handle)
+            .finish()
+    }
 }
 
 impl ForeignSource {
     pub(crate) fn new(handle: FfiSource) -> ForeignSource {
-        ForeignSource { handle }
+        ForeignSource {
+            handle,
+            failure: Cell::new(None),
+        }
     }
 }
 
@@ -138,14 +151,16 @@ impl Source for ForeignSource {
     fn size_hint(&self) -> Option<usize> {
         let (vtable, state) = (self.handle.vtable(), self.handle.state());
         // SAFETY: as in `schema`.
-        let hint = into_result(unsafe { (vtable.size_hint())(state) }).ok()?;
-        hint.into_option().map(|n| n as usize)
+        let hint = into_result(unsafe { (vtable.size_hint())(state) })
+            .map(|hint| hint.into_option().map(|n| n as usize));
+        or_remember(&self.failure, "size_hint", hint)
     }
 
     fn memory_usage(&self) -> usize {
         let (vtable, state) = (self.handle.vtable(), self.handle.state());
         // SAFETY: as in `schema`.
-        into_result(unsafe { (vtable.memory_usage())(state) }).map_or(0, |n| n as usize)
+        let usage = into_result(unsafe { (vtable.memory_usage())(state) });
+        or_remember(&self.failure, "memory_usage", usage.map(|n| n as usize))
     }
 
     fn counters(&self) -> Counters {
@@ -154,8 +169,12 @@ impl Source for ForeignSource {
             return Vec::new();
         };
         // SAFETY: as above.
-        into_result(unsafe { counters(state) })
-            .and_then(|json| from_json(json.as_str(), "counters"))
-            .unwrap_or_default()
+        let counters = into_result(unsafe { counters(state) })
+            .and_then(|json| from_json(json.as_str(), "counters"));
+        or_remember(&self.failure, "counters", counters)
+    }
+
+    fn take_failure(&mut self) -> Option<(&'static str, Error)> {
+        self.failure.take()
     }
 }

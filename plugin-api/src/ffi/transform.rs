@@ -1,6 +1,7 @@
 //! Transforms across the boundary: the vtable, the plugin-side entry points, and
 //! [`ForeignTransform`], the host-side wrapper that implements [`Transform`] again.
 
+use std::cell::Cell;
 use std::ffi::c_void;
 
 use abi_stable::StableAbi;
@@ -11,8 +12,8 @@ use arrow::datatypes::SchemaRef;
 use super::arrow::{FfiBatch, FfiSchema};
 use super::error::{FfiError, into_result};
 use super::instance::{Handle, VTable, call_mut, into_state, release};
-use super::{from_json, record_import, to_json};
-use crate::error::Result;
+use super::{from_json, or_remember, record_import, to_json};
+use crate::error::{Error, Result};
 use crate::traits::{ColumnUsage, Counters, Transform};
 
 /// The functions of a transform (a prefix type, see [`super::source::SourceVTable`]).
@@ -42,6 +43,9 @@ pub struct TransformVTable {
     /// JSON of the fitted parameters.
     finish_fit: unsafe extern "C" fn(*mut c_void) -> RResult<RString, FfiError>,
     load_fit: unsafe extern "C" fn(*mut c_void, RStr<'_>) -> RResult<(), FfiError>,
+    quarantine_schema:
+        unsafe extern "C" fn(*mut c_void, FfiSchema) -> RResult<ROption<FfiSchema>, FfiError>,
+    take_quarantined: unsafe extern "C" fn(*mut c_void) -> RResult<ROption<FfiBatch>, FfiError>,
 }
 
 impl VTable for TransformVTableRef {
@@ -155,6 +159,33 @@ unsafe extern "C" fn load_fit(state: *mut c_void, params: RStr<'_>) -> RResult<(
     }
 }
 
+unsafe extern "C" fn quarantine_schema(
+    state: *mut c_void,
+    input: FfiSchema,
+) -> RResult<ROption<FfiSchema>, FfiError> {
+    // SAFETY: the host passes the state of a live transform, one call at a time.
+    unsafe {
+        call_mut(state, |t: &mut Boxed| {
+            Ok(match t.quarantine_schema(&input.import()?)? {
+                Some(schema) => ROption::RSome(FfiSchema::export(&schema)?),
+                None => ROption::RNone,
+            })
+        })
+    }
+}
+
+unsafe extern "C" fn take_quarantined(state: *mut c_void) -> RResult<ROption<FfiBatch>, FfiError> {
+    // SAFETY: the host passes the state of a live transform, one call at a time.
+    unsafe {
+        call_mut(state, |t: &mut Boxed| {
+            Ok(match t.take_quarantined()? {
+                Some(batch) => ROption::RSome(FfiBatch::export(batch)?),
+                None => ROption::RNone,
+            })
+        })
+    }
+}
+
 impl TransformVTable {
     abi_stable::staticref! {
         const VTABLE: abi_stable::prefix_type::WithMetadata<TransformVTable> =
@@ -173,6 +204,8 @@ impl TransformVTable {
             merge_fit,
             finish_fit,
             load_fit,
+            quarantine_schema,
+            take_quarantined,
             })
     }
 }
@@ -186,14 +219,26 @@ pub(crate) fn export(transform: Boxed) -> FfiTransform {
 }
 
 /// A transform that lives in a plugin, seen by the host as a plain [`Transform`].
-#[derive(Debug)]
 pub struct ForeignTransform {
     handle: FfiTransform,
+    /// The failure of the last infallible-looking call (see `Transform::take_failure`).
+    failure: Cell<Option<(&'static str, Error)>>,
+}
+
+impl std::fmt::Debug for ForeignTransform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForeignTransform")
+            .field("handle", &self.handle)
+            .finish()
+    }
 }
 
 impl ForeignTransform {
     pub(crate) fn new(handle: FfiTransform) -> ForeignTransform {
-        ForeignTransform { handle }
+        ForeignTransform {
+            handle,
+            failure: Cell::new(None),
+        }
     }
 }
 
@@ -216,7 +261,8 @@ impl Transform for ForeignTransform {
     fn memory_usage(&self) -> usize {
         let (vtable, state) = (self.handle.vtable(), self.handle.state());
         // SAFETY: as in `output_schema`.
-        into_result(unsafe { (vtable.memory_usage())(state) }).map_or(0, |n| n as usize)
+        let usage = into_result(unsafe { (vtable.memory_usage())(state) });
+        or_remember(&self.failure, "memory_usage", usage.map(|n| n as usize))
     }
 
     fn reset(&mut self) -> Result<()> {
@@ -244,9 +290,34 @@ impl Transform for ForeignTransform {
             return Vec::new();
         };
         // SAFETY: as in `output_schema`.
-        into_result(unsafe { counters(state) })
-            .and_then(|json| from_json(json.as_str(), "counters"))
-            .unwrap_or_default()
+        let counters = into_result(unsafe { counters(state) })
+            .and_then(|json| from_json(json.as_str(), "counters"));
+        or_remember(&self.failure, "counters", counters)
+    }
+
+    fn take_failure(&mut self) -> Option<(&'static str, Error)> {
+        self.failure.take()
+    }
+
+    fn quarantine_schema(&self, input: &SchemaRef) -> Result<Option<SchemaRef>> {
+        let (vtable, state) = (self.handle.vtable(), self.handle.state());
+        let Some(quarantine_schema) = vtable.quarantine_schema() else {
+            return Ok(None);
+        };
+        let input = FfiSchema::export(input)?;
+        // SAFETY: as in `output_schema`.
+        let schema = into_result(unsafe { quarantine_schema(state, input) })?;
+        schema.into_option().map(|s| s.import()).transpose()
+    }
+
+    fn take_quarantined(&mut self) -> Result<Option<RecordBatch>> {
+        let (vtable, state) = (self.handle.vtable(), self.handle.state());
+        let Some(take_quarantined) = vtable.take_quarantined() else {
+            return Ok(None);
+        };
+        // SAFETY: as in `output_schema`.
+        let batch = into_result(unsafe { take_quarantined(state) })?;
+        batch.into_option().map(record_import).transpose()
     }
 
     fn column_usage(&self, input: &SchemaRef) -> Result<Option<ColumnUsage>> {

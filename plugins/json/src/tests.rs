@@ -1,0 +1,333 @@
+//! Unit tests: inference of nested types, values spanning lines, errors naming file:line,
+//! skipping malformed records, explicit schemas, and the sink's round trip.
+
+use std::path::Path;
+
+use mlpipe_plugin_api::arrow::array::{Array, AsArray};
+use mlpipe_plugin_api::arrow::compute::concat_batches;
+use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Int64Type};
+use mlpipe_plugin_api::{ErrorKind, RecordBatch, Source};
+use serde_json::{Value, json};
+
+use crate::plugin;
+
+fn file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn open(config: Value) -> Box<dyn Source> {
+    match plugin().create_source("ndjson", &config) {
+        Ok(source) => source,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn read_all(source: &mut dyn Source, max_rows: usize) -> mlpipe_plugin_api::Result<RecordBatch> {
+    let schema = source.schema()?;
+    let mut batches = Vec::new();
+    while let Some(batch) = source.next_batch(max_rows)? {
+        assert!(batch.num_rows() <= max_rows);
+        assert_eq!(batch.schema(), schema);
+        batches.push(batch);
+    }
+    Ok(concat_batches(&schema, &batches)?)
+}
+
+fn error_of(config: Value, max_rows: usize) -> mlpipe_plugin_api::Error {
+    match plugin().create_source("ndjson", &config) {
+        Err(e) => e,
+        Ok(mut source) => read_all(source.as_mut(), max_rows).unwrap_err(),
+    }
+}
+
+#[test]
+fn nested_objects_become_structs_and_arrays_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(
+        dir.path(),
+        "a.ndjson",
+        "{\"id\": 1, \"name\": \"a\", \"tags\": [1, 2], \"pos\": {\"x\": 0.5, \"y\": null}}\n\
+         \n\
+         {\"id\": 2, \"tags\": [], \"pos\": {\"x\": 1.5, \"y\": \"up\"}}\n\
+         {\"id\": 3, \"name\": null}\n",
+    );
+    let mut source = open(json!({ "path": path }));
+    let schema = source.schema().unwrap();
+    let described: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect();
+    assert_eq!(described[0], "id: Int64");
+    assert_eq!(described[1], "name: Utf8");
+    assert!(
+        matches!(schema.field(2).data_type(), DataType::List(item) if item.data_type() == &DataType::Int64),
+        "{described:?}"
+    );
+    assert!(matches!(schema.field(3).data_type(), DataType::Struct(fields) if fields.len() == 2));
+    let batch = read_all(source.as_mut(), 2).unwrap();
+    assert_eq!(batch.num_rows(), 3);
+    assert_eq!(
+        batch.column(0).as_primitive::<Int64Type>().values(),
+        &[1, 2, 3]
+    );
+    assert_eq!(batch.column(1).null_count(), 2);
+    let tags = batch.column(2).as_list::<i32>();
+    assert_eq!(tags.value_offsets(), &[0, 2, 2, 2]);
+    assert!(tags.is_null(2));
+    let pos = batch.column(3).as_struct();
+    assert_eq!(pos.column(1).as_string::<i32>().value(1), "up");
+    assert!(pos.is_null(2));
+}
+
+#[test]
+fn a_value_may_span_lines_but_two_may_not_share_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let spread = file(
+        dir.path(),
+        "spread.json",
+        "\u{feff}{\"a\":\n 1,\n \"b\": [2,\n 3]}\n{\"a\": 4, \"b\": []}",
+    );
+    let batch = read_all(open(json!({ "path": spread })).as_mut(), 10).unwrap();
+    assert_eq!(batch.num_rows(), 2);
+
+    let double = file(
+        dir.path(),
+        "double.json",
+        "{\"a\": 1}\n{\"a\": 2} {\"a\": 3}\n",
+    );
+    let error = error_of(json!({ "path": double }), 10);
+    assert_eq!(error.kind(), ErrorKind::BadData);
+    assert!(
+        error
+            .message()
+            .starts_with(&format!("{double}:2: a second JSON value")),
+        "{error}"
+    );
+    // Past the inference sample, the decoder finds it too.
+    let error = error_of(json!({ "path": double, "infer_rows": 1 }), 10);
+    assert!(
+        error
+            .message()
+            .starts_with(&format!("{double}:2: a second JSON value")),
+        "{error}"
+    );
+    let error = error_of(json!({ "path": double, "schema": ["a: Int64"] }), 1);
+    assert!(
+        error
+            .message()
+            .starts_with(&format!("{double}:2: a second JSON value")),
+        "{error}"
+    );
+
+    let unfinished = file(dir.path(), "open.json", "{\"a\": 1}\n{\"a\": [2,\n");
+    let error = error_of(json!({ "path": unfinished, "schema": ["a: Int64"] }), 10);
+    assert!(
+        error
+            .message()
+            .contains("ends inside the JSON value that starts on line 2"),
+        "{error}"
+    );
+}
+
+#[test]
+fn files_of_other_values_are_one_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "lists.json", "[1, 2]\n[]\nnull\n[3]\n");
+    let mut source = open(json!({ "path": path }));
+    let schema = source.schema().unwrap();
+    assert_eq!(schema.fields().len(), 1);
+    assert_eq!(schema.field(0).name(), "value");
+    let batch = read_all(source.as_mut(), 3).unwrap();
+    let lists = batch.column(0).as_list::<i32>();
+    assert_eq!(lists.value_offsets(), &[0, 2, 2, 2, 3]);
+    assert!(lists.is_null(2));
+
+    // A number at the very end of a file, with no newline after it, is complete.
+    let numbers = file(dir.path(), "numbers.json", "1\n-2.5");
+    let batch = read_all(open(json!({ "path": numbers })).as_mut(), 10).unwrap();
+    assert_eq!(batch.num_rows(), 2);
+
+    let mixed = file(dir.path(), "mixed.json", "1\n{\"a\": 1}\n");
+    let error = error_of(json!({ "path": mixed }), 10);
+    assert!(
+        error
+            .message()
+            .starts_with(&format!("{mixed}:2: this value is an object")),
+        "{error}"
+    );
+}
+
+#[test]
+fn malformed_records_are_errors_naming_the_line_or_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "{\"a\": 1, \"b\": \"x\"}\n{\"a\": 2, \"b\": }\n{\"a\": \"three\", \"b\": \"y\"}\n{\"a\": 4}\n{\"a\": 5, \"b\": \"z\"}\n";
+    let path = file(dir.path(), "bad.ndjson", text);
+    let schema = json!(["a: Int64", "b: Utf8"]);
+    let error = error_of(json!({ "path": path, "schema": schema }), 100);
+    assert!(
+        error.message().starts_with(&format!("{path}:2: ")),
+        "{error}"
+    );
+    // Inference reads the sample strictly, with the same line.
+    let error = error_of(json!({ "path": path }), 100);
+    assert!(
+        error
+            .message()
+            .starts_with(&format!("{path}:2: not valid JSON")),
+        "{error}"
+    );
+    // A value that does not fit its column is found when the batch is built.
+    let typed = file(
+        dir.path(),
+        "typed.ndjson",
+        &text.replace("\"b\": }", "\"b\": \"w\"}"),
+    );
+    let error = error_of(json!({ "path": typed, "schema": schema }), 100);
+    assert!(
+        error.message().starts_with(&format!("{typed}:3: ")),
+        "{error}"
+    );
+
+    for max_rows in [1, 2, 100] {
+        let mut source = open(json!({ "path": path, "schema": schema, "on_error": "skip" }));
+        let batch = read_all(source.as_mut(), max_rows).unwrap();
+        assert_eq!(
+            batch.column(0).as_primitive::<Int64Type>().values(),
+            &[1, 4, 5],
+            "{max_rows}"
+        );
+        assert!(batch.column(1).is_null(1));
+        assert_eq!(
+            source.counters(),
+            vec![
+                ("records skipped".to_string(), 2),
+                ("files read".to_string(), 1)
+            ]
+        );
+    }
+}
+
+#[test]
+fn explicit_schemas_parse_arrow_type_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(
+        dir.path(),
+        "t.ndjson",
+        "{\"id\": 7, \"when\": \"2024-05-01T10:00:00\", \"xs\": [1.5]}\n",
+    );
+    let mut source = open(json!({
+        "path": path,
+        "schema": ["id: Int32 not null", "when: Timestamp(ms)", "xs: List(Float32)", "missing: Utf8"],
+    }));
+    let schema = source.schema().unwrap();
+    assert_eq!(schema.field(0), &Field::new("id", DataType::Int32, false));
+    assert!(matches!(
+        schema.field(1).data_type(),
+        DataType::Timestamp(_, None)
+    ));
+    let batch = read_all(source.as_mut(), 10).unwrap();
+    assert_eq!(batch.num_rows(), 1);
+    assert!(batch.column(3).is_null(0));
+
+    let error = plugin()
+        .create_source("ndjson", &json!({ "path": path, "schema": ["id Int64"] }))
+        .err()
+        .unwrap();
+    assert_eq!(error.kind(), ErrorKind::InvalidConfig);
+    assert!(error.message().contains("\"name: Type\""), "{error}");
+    let error = plugin()
+        .create_source(
+            "ndjson",
+            &json!({ "path": path, "schema": ["id: Integer"] }),
+        )
+        .err()
+        .unwrap();
+    assert!(error.message().contains("unknown type"), "{error}");
+}
+
+#[test]
+fn empty_inputs_need_a_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "empty.ndjson", "\n  \n");
+    let error = error_of(json!({ "path": path }), 10);
+    assert!(
+        error.message().contains("give them with the `schema` key"),
+        "{error}"
+    );
+    let batch = read_all(
+        open(json!({ "path": path, "schema": ["a: Int64"] })).as_mut(),
+        10,
+    )
+    .unwrap();
+    assert_eq!(batch.num_rows(), 0);
+}
+
+#[test]
+fn the_sink_writes_lines_the_source_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = file(
+        dir.path(),
+        "in.ndjson",
+        "{\"a\": 1, \"b\": [\"x\"], \"c\": {\"d\": true}}\n{\"a\": null, \"b\": null, \"c\": null}\n",
+    );
+    let mut source = open(json!({ "path": input }));
+    let original = read_all(source.as_mut(), 10).unwrap();
+    let output = dir.path().join("out/out.ndjson");
+    for explicit_nulls in [false, true] {
+        let mut sink = plugin()
+            .create_sink(
+                "ndjson",
+                &json!({ "path": output, "overwrite": true, "explicit_nulls": explicit_nulls }),
+            )
+            .unwrap();
+        sink.begin(&original.schema()).unwrap();
+        sink.consume(original.clone()).unwrap();
+        sink.flush().unwrap();
+        let text = std::fs::read_to_string(&output).unwrap();
+        assert_eq!(
+            text.lines().next(),
+            Some("{\"a\":1,\"b\":[\"x\"],\"c\":{\"d\":true}}")
+        );
+        assert_eq!(
+            text.lines().nth(1),
+            Some(if explicit_nulls {
+                "{\"a\":null,\"b\":null,\"c\":null}"
+            } else {
+                "{}"
+            })
+        );
+        let schema: Vec<String> = original
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| format!("{}: {}", f.name(), f.data_type()))
+            .collect();
+        let again = read_all(
+            open(json!({ "path": output, "schema": schema })).as_mut(),
+            10,
+        )
+        .unwrap();
+        assert_eq!(again.columns(), original.columns());
+    }
+    let mut refusing = plugin()
+        .create_sink("ndjson", &json!({ "path": output }))
+        .unwrap();
+    let error = refusing.begin(&original.schema()).unwrap_err();
+    assert!(error.message().contains("overwrite = true"), "{error}");
+
+    let failed = dir.path().join("failed.ndjson");
+    let mut sink = plugin()
+        .create_sink("ndjson", &json!({ "path": failed }))
+        .unwrap();
+    sink.consume(original).unwrap();
+    drop(sink);
+    assert!(!failed.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "in.ndjson and out/"
+    );
+}
