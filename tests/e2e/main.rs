@@ -10,6 +10,7 @@ mod json;
 mod loading;
 mod metrics;
 mod panics;
+mod parquet;
 mod quickstart;
 mod signals;
 mod tensor;

@@ -2,14 +2,19 @@
 //!
 //! The standard Parquet plugin:
 //!
-//! - source `parquet` reads a Parquet file, optionally only some of its columns (the
-//!   projection is pushed into the reader, so the other columns are never decoded);
+//! - source `parquet` reads a Parquet dataset (a file, a list, a glob or a directory of
+//!   files), decoding row groups and columns on several threads; a column projection and
+//!   a row filter are pushed into the reader, and row groups whose statistics rule out a
+//!   match are never read;
 //! - sink `parquet` writes one Parquet file **atomically**: into a temporary file beside the
 //!   output, fsynced and renamed onto the output by a successful `flush`. A sink dropped
 //!   without a successful flush (a failed run) deletes its temporary file, so a failed run
 //!   leaves nothing behind.
 
+mod dataset;
+mod decode;
 mod encoder;
+mod encryption;
 mod sink;
 mod source;
 
@@ -21,7 +26,7 @@ fn plugin() -> Plugin {
     Plugin::new("parquet", env!("CARGO_PKG_VERSION"))
         .source(
             "parquet",
-            "reads a Parquet file, optionally only some of its columns",
+            "reads a Parquet file or dataset on several threads, with column projection and a row filter pushed into the reader",
             source::keys(),
             source::ParquetSource::from_config,
         )
@@ -43,10 +48,30 @@ fn parquet_error(context: impl std::fmt::Display, error: ParquetError) -> Error 
     Error::new(kind, format!("{context}: {error}"))
 }
 
+/// Runs `read` (arrow-rs reading a file) and turns a panic into an error: arrow-rs 60
+/// panics on some malformed files (e.g. in its bitmap reader), and a damaged input must
+/// be an error that names the file, not a crash. `context` names the file and the part.
+fn guarded<T>(
+    context: impl Fn() -> String,
+    read: impl FnOnce() -> mlpipe_plugin_api::Result<T>,
+) -> mlpipe_plugin_api::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::bad_data(format!(
+            "{}: the Parquet reader failed on this data ({message}); the file is corrupt",
+            context()
+        )))
+    })
+}
+
 mlpipe_plugin_api::export_plugin!(plugin);
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::fs::File;
     use std::path::Path;
     use std::sync::Arc;
@@ -61,7 +86,7 @@ mod tests {
 
     use super::plugin;
 
-    fn schema() -> SchemaRef {
+    pub(crate) fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, false),
             Field::new("score", DataType::Float64, true),
@@ -69,7 +94,7 @@ mod tests {
         ]))
     }
 
-    fn batch(start: i64, rows: i64) -> RecordBatch {
+    pub(crate) fn batch(start: i64, rows: i64) -> RecordBatch {
         let ids: Vec<i64> = (start..start + rows).collect();
         let scores: Vec<Option<f64>> = ids
             .iter()
@@ -87,15 +112,15 @@ mod tests {
         RecordBatch::try_new(schema(), columns).unwrap()
     }
 
-    fn open_sink(config: Value) -> Box<dyn Sink> {
+    pub(crate) fn open_sink(config: Value) -> Box<dyn Sink> {
         plugin().create_sink("parquet", &config).unwrap()
     }
 
-    fn open_source(config: Value) -> Box<dyn Source> {
+    pub(crate) fn open_source(config: Value) -> Box<dyn Source> {
         plugin().create_source("parquet", &config).unwrap()
     }
 
-    fn write(path: &Path, extra: Value, batches: &[RecordBatch]) {
+    pub(crate) fn write(path: &Path, extra: Value, batches: &[RecordBatch]) {
         let mut config = json!({ "path": path });
         if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
             config.extend(extra.clone());
@@ -108,7 +133,7 @@ mod tests {
         sink.flush().unwrap();
     }
 
-    fn read_all(source: &mut dyn Source, max_rows: usize) -> RecordBatch {
+    pub(crate) fn read_all(source: &mut dyn Source, max_rows: usize) -> RecordBatch {
         let schema = source.schema().unwrap();
         let mut batches = Vec::new();
         while let Some(batch) = source.next_batch(max_rows).unwrap() {
@@ -119,7 +144,7 @@ mod tests {
         concat_batches(&schema, &batches).unwrap()
     }
 
-    fn entries(dir: &Path) -> Vec<String> {
+    pub(crate) fn entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -239,7 +264,8 @@ mod tests {
             .unwrap();
         assert_eq!(err.kind(), ErrorKind::BadData);
         assert!(
-            err.message().contains("a.csv: not a readable Parquet file"),
+            err.message()
+                .contains("a.csv is not a readable Parquet file"),
             "{err}"
         );
     }

@@ -1,22 +1,21 @@
-//! The `parquet` sink: writes one Parquet file atomically.
+//! The `parquet` sink: writes one Parquet file, or with `max_rows_per_file` a directory of
+//! shards (`part-00000.parquet`, `part-00001.parquet`, …), atomically.
 //!
-//! `begin` refuses an existing output (unless `overwrite = true`), creates the output's
-//! directory and opens a temporary file beside the output (`.<name>.mlpipe-tmp-<pid>-<n>`,
-//! so that the final rename stays within one file system). `flush` finishes the file,
-//! fsyncs it and renames it onto the output. Dropping the sink without a successful
-//! `flush` deletes the temporary file: a failed run leaves nothing behind.
+//! Every file is written to a temporary file beside its final name
+//! ([`PendingOutput`]); `flush` renames them all into place. Dropping the sink without a
+//! successful `flush` deletes them, so a failed run leaves nothing behind — not even the
+//! shards it had finished. Columns are encoded in parallel ([`ParallelWriter`]).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::ErrorKind as IoErrorKind;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::fs::{self, File};
+use std::path::PathBuf;
 
 use mlpipe_plugin_api::arrow::datatypes::DataType;
+use mlpipe_plugin_api::files::PendingOutput;
 use mlpipe_plugin_api::{
-    Config, ConfigKey, ConfigType, Error, RecordBatch, Result, SchemaRef, Sink,
+    Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Sink,
 };
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::encoder::ParallelWriter;
@@ -25,13 +24,15 @@ use crate::parquet_error;
 /// The accepted values of `compression`, as listed in error messages.
 const COMPRESSIONS: &str = "zstd, snappy, lz4, gzip, none";
 
-/// Distinguishes the temporary files of several sinks of one process.
-static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
 /// The config keys of the `parquet` sink.
 pub(crate) fn keys() -> Vec<ConfigKey> {
     vec![
-        ConfigKey::new("path", ConfigType::Path, "the output file").required(),
+        ConfigKey::new(
+            "path",
+            ConfigType::Path,
+            "the output file; with `max_rows_per_file`, the directory of the shards",
+        )
+        .required(),
         ConfigKey::new(
             "compression",
             ConfigType::String,
@@ -39,13 +40,35 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
         )
         .default("zstd"),
         ConfigKey::new(
+            "compression_level",
+            ConfigType::Integer,
+            "the codec's level: zstd 1..=22 (default 1), gzip 0..=10 (default 6)",
+        ),
+        ConfigKey::new(
             "overwrite",
             ConfigType::Boolean,
-            "replace an existing file at `path`",
+            "replace an existing file (or the shards in the directory) at `path`",
         )
         .default(false),
         ConfigKey::new("row_group_rows", ConfigType::Integer, "rows per row group")
             .default(1_048_576),
+        ConfigKey::new(
+            "statistics",
+            ConfigType::Boolean,
+            "write min/max/null-count statistics per row group and per page (readers skip data by them)",
+        )
+        .default(true),
+        ConfigKey::new(
+            "dictionary",
+            ConfigType::String,
+            "dictionary encoding: auto (every column but floating-point ones), on or off",
+        )
+        .default("auto"),
+        ConfigKey::new(
+            "max_rows_per_file",
+            ConfigType::Integer,
+            "write a directory of files of at most this many rows each (part-00000.parquet, ...) instead of one file",
+        ),
         ConfigKey::new(
             "threads",
             ConfigType::Integer,
@@ -55,20 +78,44 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
     ]
 }
 
-/// Writes a Parquet file through a temporary file renamed on `flush`.
+/// When to encode a column with a dictionary.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Dictionary {
+    /// Every column but floating-point ones, whose values rarely repeat: there the
+    /// dictionary costs time and saves nothing (measured: ~25 % of the encode time of the
+    /// benchmark dataset).
+    Auto,
+    On,
+    Off,
+}
+
+/// A file being written: where it goes and its writer.
+struct OpenFile {
+    output: PendingOutput,
+    writer: ParallelWriter,
+    rows: usize,
+}
+
+/// Writes a Parquet file, or a directory of shards.
 pub(crate) struct ParquetSink {
     path: PathBuf,
     compression: Compression,
     overwrite: bool,
     row_group_rows: usize,
+    statistics: bool,
+    dictionary: Dictionary,
+    max_rows_per_file: Option<usize>,
     threads: usize,
-    writer: Option<ParallelWriter>,
-    /// The schema given to `begin` (or of the first batch).
-    schema: Option<SchemaRef>,
-    /// The temporary file while it exists and has not been renamed onto `path`.
-    temp: Option<PathBuf>,
+    /// The schema given to `begin` (or of the first batch), and the writer properties
+    /// made for it.
+    schema: Option<(SchemaRef, WriterProperties)>,
+    /// The file being written.
+    open: Option<OpenFile>,
+    /// Finished files, waiting for `flush` to move them into place.
+    done: Vec<(PendingOutput, File)>,
+    rows: u64,
     /// Set by a successful `flush`.
-    finished: bool,
+    flushed: bool,
 }
 
 impl ParquetSink {
@@ -80,251 +127,324 @@ impl ParquetSink {
                 "key `path` of sink `parquet` is empty; give the output file, e.g. \"out/data.parquet\"",
             ));
         }
-        let compression: String = config.require("compression")?;
-        let row_group_rows: i64 = config.require("row_group_rows")?;
-        let row_group_rows = usize::try_from(row_group_rows)
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| {
-                Error::config(format!(
-                    "key `row_group_rows` of sink `parquet` must be at least 1, not {row_group_rows}"
-                ))
-            })?;
-        let threads: usize = match config.require::<usize>("threads")? {
+        let positive = |key: &str| -> Result<Option<usize>> {
+            match config.get::<i64>(key)? {
+                None => Ok(None),
+                Some(n) => usize::try_from(n)
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        Error::config(format!(
+                            "key `{key}` of sink `parquet` must be at least 1, not {n}"
+                        ))
+                    }),
+            }
+        };
+        let dictionary = match config.require::<String>("dictionary")?.as_str() {
+            "auto" => Dictionary::Auto,
+            "on" => Dictionary::On,
+            "off" => Dictionary::Off,
+            other => {
+                return Err(Error::config(format!(
+                    "key `dictionary` of sink `parquet` must be auto, on or off, not {other:?}"
+                )));
+            }
+        };
+        let threads = match config.require::<usize>("threads")? {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
         Ok(ParquetSink {
             path: PathBuf::from(path),
-            compression: parse_compression(&compression)?,
+            compression: parse_compression(
+                &config.require::<String>("compression")?,
+                config.get("compression_level")?,
+            )?,
             overwrite: config.require("overwrite")?,
-            row_group_rows,
+            row_group_rows: positive("row_group_rows")?.unwrap_or(1 << 20),
+            statistics: config.require("statistics")?,
+            dictionary,
+            max_rows_per_file: positive("max_rows_per_file")?,
             threads,
-            writer: None,
             schema: None,
-            temp: None,
-            finished: false,
+            open: None,
+            done: Vec::new(),
+            rows: 0,
+            flushed: false,
         })
     }
 
-    /// Refuses an output that exists (unless `overwrite`) or is a directory.
-    fn check_target(&self) -> Result<()> {
-        let path = self.path.display();
-        match fs::metadata(&self.path) {
-            Ok(meta) if meta.is_dir() => Err(Error::config(format!(
-                "{path} is a directory; set the sink's `path` to a file name, e.g. \"{}\"",
-                self.path.join("data.parquet").display()
-            ))),
-            Ok(_) if !self.overwrite => Err(Error::config(format!(
-                "{path} already exists; set `overwrite = true` on the sink to replace it, or choose another `path`"
-            ))),
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == IoErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(format!("{path}: cannot check the output: {e}"))),
-        }
-    }
-
-    /// Creates the output's directory if missing; returns the temporary file's path.
-    fn prepare_temp(&self) -> Result<PathBuf> {
-        let Some(name) = self.path.file_name() else {
-            return Err(Error::config(format!(
-                "key `path` of sink `parquet`: {} does not name a file; give a file name such as \"out/data.parquet\"",
-                self.path.display()
-            )));
+    /// The writer properties for files of `schema`.
+    fn properties(&self, schema: &SchemaRef) -> WriterProperties {
+        let statistics = if self.statistics {
+            EnabledStatistics::Page
+        } else {
+            EnabledStatistics::None
         };
-        let dir = match self.path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&dir).map_err(|e| {
-            Error::io(format!(
-                "{}: cannot create the output directory {}: {e}",
-                self.path.display(),
-                dir.display()
-            ))
-        })?;
-        let temp = dir.join(format!(
-            ".{}.mlpipe-tmp-{}-{}",
-            name.to_string_lossy(),
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        Ok(temp)
-    }
-
-    /// Deletes the temporary file, if any.
-    fn discard(&mut self) {
-        self.writer = None;
-        if let Some(temp) = self.temp.take() {
-            // Nothing more can be done if this fails; the name marks it as ours.
-            let _ = fs::remove_file(temp);
+        let mut properties = WriterProperties::builder()
+            .set_compression(self.compression)
+            .set_statistics_enabled(statistics)
+            .set_dictionary_enabled(self.dictionary != Dictionary::Off);
+        if self.dictionary == Dictionary::Auto {
+            for field in schema.fields() {
+                if matches!(
+                    field.data_type(),
+                    DataType::Float16 | DataType::Float32 | DataType::Float64
+                ) {
+                    let column = ColumnPath::new(vec![field.name().clone()]);
+                    properties = properties.set_column_dictionary_enabled(column, false);
+                }
+            }
         }
+        properties.build()
     }
 
-    /// Finishes the file, syncs it and renames it onto the output.
-    fn finish(&mut self, writer: ParallelWriter, temp: &Path) -> Result<()> {
-        let path = self.path.display();
-        let file = writer
-            .finish()
-            .map_err(|e| parquet_error(format!("{path}: cannot finish the file"), e))?;
-        file.sync_all().map_err(|e| {
-            Error::io(format!(
-                "{path}: cannot sync the temporary file {}: {e}",
-                temp.display()
-            ))
-        })?;
-        drop(file);
-        if !self.overwrite && self.path.exists() {
+    /// The path of shard `index`.
+    fn shard_path(&self, index: usize) -> PathBuf {
+        self.path.join(format!("part-{index:05}.parquet"))
+    }
+
+    /// The shards a directory holds (files named like ours).
+    fn existing_shards(&self) -> Result<Vec<PathBuf>> {
+        let entries = match fs::read_dir(&self.path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(Error::io(format!(
+                    "{}: cannot list the output directory: {e}",
+                    self.path.display()
+                )));
+            }
+        };
+        let mut shards = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| Error::io(format!("{}: {e}", self.path.display())))?;
+            let path = path.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if name.is_some_and(|n| is_shard_name(&n)) {
+                shards.push(path);
+            }
+        }
+        Ok(shards)
+    }
+
+    /// Refuses a sharded output whose directory is a file, or holds shards already
+    /// (unless `overwrite`).
+    fn check_directory(&self) -> Result<()> {
+        let shown = self.path.display();
+        if self.path.is_file() {
             return Err(Error::config(format!(
-                "{path} was created by someone else while the pipeline ran; nothing was replaced. Set `overwrite = true` on the sink to replace it"
+                "{shown} is a file, but with `max_rows_per_file` the sink's `path` names the directory of the shards"
             )));
         }
-        fs::rename(temp, &self.path).map_err(|e| {
-            Error::io(format!(
-                "{path}: cannot move the finished temporary file {} into place: {e}",
-                temp.display()
-            ))
+        if !self.overwrite && !self.existing_shards()?.is_empty() {
+            return Err(Error::config(format!(
+                "{shown} already holds shards (part-*.parquet); set `overwrite = true` on the sink to replace them, or choose another `path`"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts the next file.
+    fn open_next(&mut self) -> Result<()> {
+        let Some((schema, properties)) = &self.schema else {
+            return Err(Error::internal("the sink was not begun"));
+        };
+        let path = match self.max_rows_per_file {
+            Some(_) => self.shard_path(self.done.len()),
+            None => self.path.clone(),
+        };
+        let (output, file) = PendingOutput::create(&path, self.overwrite)?;
+        let writer = ParallelWriter::try_new(
+            file,
+            schema.clone(),
+            properties.clone(),
+            self.row_group_rows,
+            self.threads,
+        )
+        .map_err(|e| {
+            parquet_error(
+                format!("{}: cannot write this schema as Parquet", path.display()),
+                e,
+            )
         })?;
-        // Makes the rename itself durable; not every platform can open a directory.
-        if let Some(dir) = temp.parent()
-            && let Ok(dir) = File::open(dir)
-        {
-            let _ = dir.sync_all();
+        self.open = Some(OpenFile {
+            output,
+            writer,
+            rows: 0,
+        });
+        Ok(())
+    }
+
+    /// Finishes the file being written; it waits in `done` for `flush`.
+    fn close_open(&mut self) -> Result<()> {
+        if let Some(open) = self.open.take() {
+            let shown = open.output.path().display().to_string();
+            let file = open
+                .writer
+                .finish()
+                .map_err(|e| parquet_error(format!("{shown}: cannot finish the file"), e))?;
+            self.done.push((open.output, file));
+        }
+        Ok(())
+    }
+
+    /// Moves every finished file into place; with `overwrite`, deletes the shards of an
+    /// earlier run that this one did not replace.
+    fn publish(&mut self) -> Result<()> {
+        let written = self.done.len();
+        for (output, file) in self.done.drain(..) {
+            output.commit(file)?;
+        }
+        if self.max_rows_per_file.is_some() && self.overwrite {
+            let ours: Vec<PathBuf> = (0..written).map(|i| self.shard_path(i)).collect();
+            for stale in self.existing_shards()? {
+                if !ours.contains(&stale) {
+                    fs::remove_file(&stale).map_err(|e| {
+                        Error::io(format!(
+                            "{}: cannot delete this shard of an earlier run: {e}",
+                            stale.display()
+                        ))
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let limit = self.max_rows_per_file.unwrap_or(usize::MAX);
+            if self.open.is_none() {
+                self.open_next()?;
+            }
+            let Some(open) = self.open.as_mut() else {
+                return Err(Error::internal("no file open after opening one"));
+            };
+            let take = (limit - open.rows).min(batch.num_rows() - offset);
+            open.writer.write(&batch.slice(offset, take)).map_err(|e| {
+                parquet_error(
+                    format!("{}: cannot write a batch", open.output.path().display()),
+                    e,
+                )
+            })?;
+            open.rows += take;
+            offset += take;
+            if open.rows == limit {
+                self.close_open()?;
+            }
         }
         Ok(())
     }
 }
 
+/// Whether a file name is one of ours: `part-` + digits + `.parquet`.
+fn is_shard_name(name: &str) -> bool {
+    name.strip_prefix("part-")
+        .and_then(|rest| rest.strip_suffix(".parquet"))
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
 impl Sink for ParquetSink {
     fn begin(&mut self, schema: &SchemaRef) -> Result<()> {
-        if self.finished {
+        if self.flushed {
             return Err(Error::internal(format!(
-                "{}: begin called after flush; the file is already written",
+                "{}: begin called after flush; the output is already written",
                 self.path.display()
             )));
         }
-        if self.writer.is_some() {
+        if self.schema.is_some() {
             return Ok(());
         }
-        self.check_target()?;
-        let temp = self.prepare_temp()?;
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| {
-                Error::io(format!(
-                    "{}: cannot create the temporary file {}: {e}",
-                    self.path.display(),
-                    temp.display()
-                ))
-            })?;
-        self.temp = Some(temp);
-        let mut properties = WriterProperties::builder().set_compression(self.compression);
-        // Float columns rarely repeat values: dictionary encoding costs time and saves
-        // nothing there (measured: ~25 % of the encode time of the benchmark dataset).
-        for field in schema.fields() {
-            if matches!(
-                field.data_type(),
-                DataType::Float16 | DataType::Float32 | DataType::Float64
-            ) {
-                let column = ColumnPath::new(vec![field.name().clone()]);
-                properties = properties.set_column_dictionary_enabled(column, false);
-            }
+        if self.max_rows_per_file.is_some() {
+            self.check_directory()?;
         }
-        match ParallelWriter::try_new(
-            file,
-            schema.clone(),
-            properties.build(),
-            self.row_group_rows,
-            self.threads,
-        ) {
-            Ok(writer) => {
-                self.writer = Some(writer);
-                self.schema = Some(schema.clone());
-                Ok(())
-            }
-            Err(e) => {
-                self.discard();
-                Err(parquet_error(
-                    format!(
-                        "{}: cannot write this schema as Parquet",
-                        self.path.display()
-                    ),
-                    e,
-                ))
-            }
-        }
+        self.schema = Some((schema.clone(), self.properties(schema)));
+        // The first file is created at once, so that an empty run still writes a
+        // readable (empty) file and a refused output is reported before any data.
+        self.open_next()
     }
 
     fn consume(&mut self, batch: RecordBatch) -> Result<()> {
-        if self.writer.is_none() {
+        if self.schema.is_none() {
             self.begin(&batch.schema())?;
         }
-        let (Some(writer), Some(schema)) = (self.writer.as_mut(), self.schema.as_ref()) else {
-            return Err(Error::internal(format!(
-                "{}: no writer after begin",
-                self.path.display()
-            )));
+        let Some((schema, _)) = &self.schema else {
+            return Err(Error::internal("no schema after begin"));
         };
         // The writer does not check this itself: a batch missing a column would corrupt
         // the file.
         if batch.schema().fields() != schema.fields() {
             return Err(Error::bad_data(format!(
-                "{}: a batch has the columns {} but the file was begun with {}; every batch must have the same schema",
+                "{}: a batch has the columns {} but the output was begun with {}; every batch must have the same schema",
                 self.path.display(),
                 describe(&batch.schema()),
                 describe(schema)
             )));
         }
-        writer
-            .write(&batch)
-            .map_err(|e| parquet_error(format!("{}: cannot write a batch", self.path.display()), e))
+        self.rows += batch.num_rows() as u64;
+        self.write(&batch)
     }
 
     fn flush(&mut self) -> Result<()> {
-        if self.finished {
+        if self.flushed {
             return Ok(());
         }
-        let (Some(writer), Some(temp)) = (self.writer.take(), self.temp.clone()) else {
+        if self.schema.is_none() {
             return Err(Error::internal(format!(
                 "{}: flush before begin or any batch: no schema is known, so nothing was written",
                 self.path.display()
             )));
-        };
-        match self.finish(writer, &temp) {
-            Ok(()) => {
-                self.temp = None;
-                self.finished = true;
-                Ok(())
-            }
-            Err(e) => {
-                self.discard();
-                Err(e)
-            }
         }
+        self.close_open()?;
+        self.publish()?;
+        self.flushed = true;
+        Ok(())
     }
 
     fn memory_usage(&self) -> usize {
-        self.writer.as_ref().map_or(0, ParallelWriter::memory_size)
+        self.open.as_ref().map_or(0, |o| o.writer.memory_size())
+    }
+
+    fn counters(&self) -> Counters {
+        let files = self.done.len() + usize::from(self.open.is_some());
+        vec![
+            ("rows written".to_string(), self.rows),
+            ("files written".to_string(), files as u64),
+        ]
     }
 }
 
-impl Drop for ParquetSink {
-    fn drop(&mut self) {
-        // Without a successful flush the run failed: leave nothing behind.
-        self.discard();
-    }
-}
-
-/// The codec named by the `compression` key.
-fn parse_compression(name: &str) -> Result<Compression> {
-    match name.to_ascii_lowercase().as_str() {
-        "zstd" => Ok(Compression::ZSTD(ZstdLevel::default())),
-        "snappy" => Ok(Compression::SNAPPY),
-        "lz4" => Ok(Compression::LZ4_RAW),
-        "gzip" => Ok(Compression::GZIP(GzipLevel::default())),
-        "none" | "uncompressed" => Ok(Compression::UNCOMPRESSED),
+/// The codec named by the `compression` key, at `level` when given.
+fn parse_compression(name: &str, level: Option<i64>) -> Result<Compression> {
+    let bad_level = |range: &str| {
+        Error::config(format!(
+            "key `compression_level` of sink `parquet`: {} is not a {name} level; use {range}",
+            level.unwrap_or_default()
+        ))
+    };
+    match (name.to_ascii_lowercase().as_str(), level) {
+        ("zstd", None) => Ok(Compression::ZSTD(ZstdLevel::default())),
+        ("zstd", Some(level)) => i32::try_from(level)
+            .ok()
+            .and_then(|l| ZstdLevel::try_new(l).ok())
+            .filter(|_| level >= 1)
+            .map(Compression::ZSTD)
+            .ok_or_else(|| bad_level("1..=22")),
+        ("gzip", None) => Ok(Compression::GZIP(GzipLevel::default())),
+        ("gzip", Some(level)) => u32::try_from(level)
+            .ok()
+            .and_then(|l| GzipLevel::try_new(l).ok())
+            .map(Compression::GZIP)
+            .ok_or_else(|| bad_level("0..=10")),
+        ("snappy" | "lz4" | "none" | "uncompressed", Some(_)) => Err(Error::config(format!(
+            "key `compression_level` of sink `parquet`: {name} has no levels; remove the key, or use zstd or gzip"
+        ))),
+        ("snappy", None) => Ok(Compression::SNAPPY),
+        ("lz4", None) => Ok(Compression::LZ4_RAW),
+        ("none" | "uncompressed", None) => Ok(Compression::UNCOMPRESSED),
         _ => Err(Error::config(format!(
             "key `compression` of sink `parquet` must be one of {COMPRESSIONS}, not {name:?}"
         ))),
@@ -342,4 +462,185 @@ fn describe(schema: &SchemaRef) -> String {
         })
         .collect();
     format!("({})", columns.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::File;
+    use std::path::Path;
+
+    use mlpipe_plugin_api::ErrorKind;
+    use parquet::basic::Encoding;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use serde_json::json;
+
+    use super::is_shard_name;
+    use crate::tests::{batch, entries, open_sink, open_source, read_all, schema, write};
+
+    #[test]
+    fn only_our_shard_names_are_ours() {
+        assert!(is_shard_name("part-00000.parquet"));
+        assert!(is_shard_name("part-123456.parquet"));
+        for other in [
+            "part-.parquet",
+            "part-1.parq",
+            "data.parquet",
+            "part-1a.parquet",
+            ".part-00000.parquet",
+        ] {
+            assert!(!is_shard_name(other), "{other}");
+        }
+    }
+
+    fn rows_of(path: &Path) -> i64 {
+        let reader = SerializedFileReader::new(File::open(path).unwrap()).unwrap();
+        reader.metadata().file_metadata().num_rows()
+    }
+
+    #[test]
+    fn shards_hold_at_most_max_rows_and_appear_only_on_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("train");
+        let mut sink = open_sink(json!({ "path": out, "max_rows_per_file": 4 }));
+        sink.begin(&schema()).unwrap();
+        for start in [0, 3, 6, 9] {
+            sink.consume(batch(start, 3)).unwrap();
+        }
+        // Finished shards wait, hidden, for the flush.
+        assert!(
+            entries(&out).iter().all(|name| name.starts_with('.')),
+            "{:?}",
+            entries(&out)
+        );
+        sink.flush().unwrap();
+        assert_eq!(
+            entries(&out),
+            [
+                "part-00000.parquet",
+                "part-00001.parquet",
+                "part-00002.parquet"
+            ]
+        );
+        let rows: Vec<i64> = entries(&out)
+            .iter()
+            .map(|n| rows_of(&out.join(n)))
+            .collect();
+        assert_eq!(rows, [4, 4, 4]);
+        let mut source = open_source(json!({ "path": out }));
+        assert_eq!(read_all(source.as_mut(), 100), batch(0, 12));
+
+        // A failed run leaves no shard behind, finished or not.
+        let failed = dir.path().join("failed");
+        let mut sink = open_sink(json!({ "path": failed, "max_rows_per_file": 2 }));
+        sink.consume(batch(0, 5)).unwrap();
+        drop(sink);
+        assert!(entries(&failed).is_empty(), "{:?}", entries(&failed));
+    }
+
+    #[test]
+    fn shards_are_replaced_only_with_overwrite_and_then_all_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("data");
+        let config = json!({ "path": out, "max_rows_per_file": 2 });
+        write(&out, json!({ "max_rows_per_file": 2 }), &[batch(0, 5)]);
+        assert_eq!(entries(&out).len(), 3);
+        let mut refused = open_sink(config.clone());
+        let error = refused.begin(&schema()).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidConfig);
+        assert!(error.message().contains("overwrite = true"), "{error}");
+        drop(refused);
+        write(
+            &out,
+            json!({ "max_rows_per_file": 2, "overwrite": true }),
+            &[batch(10, 1)],
+        );
+        assert_eq!(entries(&out), ["part-00000.parquet"]);
+        let mut source = open_source(json!({ "path": out }));
+        assert_eq!(read_all(source.as_mut(), 100), batch(10, 1));
+
+        let file = dir.path().join("file.parquet");
+        write(&file, json!({}), &[batch(0, 1)]);
+        let mut sink = open_sink(json!({ "path": file, "max_rows_per_file": 2 }));
+        let error = sink.begin(&schema()).unwrap_err();
+        assert!(
+            error
+                .message()
+                .contains("names the directory of the shards"),
+            "{error}"
+        );
+    }
+
+    /// The encodings of each column chunk of the first row group, and whether it has
+    /// statistics.
+    fn chunks(path: &Path) -> Vec<(Vec<Encoding>, bool)> {
+        let reader = SerializedFileReader::new(File::open(path).unwrap()).unwrap();
+        let group = reader.metadata().row_group(0);
+        group
+            .columns()
+            .iter()
+            .map(|c| (c.encodings().collect(), c.statistics().is_some()))
+            .collect()
+    }
+
+    #[test]
+    fn dictionary_and_statistics_settings_reach_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dictionary = |columns: &[(Vec<Encoding>, bool)]| -> Vec<bool> {
+            columns
+                .iter()
+                .map(|(encodings, _)| encodings.contains(&Encoding::RLE_DICTIONARY))
+                .collect()
+        };
+        // Columns: id (int64), score (float64), name (string).
+        for (setting, expected) in [
+            ("auto", [true, false, true]),
+            ("on", [true, true, true]),
+            ("off", [false, false, false]),
+        ] {
+            let path = dir.path().join(format!("{setting}.parquet"));
+            write(&path, json!({ "dictionary": setting }), &[batch(0, 100)]);
+            assert_eq!(dictionary(&chunks(&path)), expected, "{setting}");
+        }
+        let with = dir.path().join("stats.parquet");
+        write(&with, json!({}), &[batch(0, 10)]);
+        assert!(chunks(&with).iter().all(|(_, stats)| *stats));
+        let without = dir.path().join("nostats.parquet");
+        write(&without, json!({ "statistics": false }), &[batch(0, 10)]);
+        assert!(chunks(&without).iter().all(|(_, stats)| !*stats));
+    }
+
+    #[test]
+    fn compression_levels_are_checked_per_codec() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = |level: i64| {
+            let path = dir.path().join(format!("z{level}.parquet"));
+            let many: Vec<_> = (0..20).map(|i| batch(i * 1000, 1000)).collect();
+            write(&path, json!({ "compression_level": level }), &many);
+            std::fs::metadata(&path).unwrap().len()
+        };
+        assert!(size(19) < size(1), "a higher zstd level compresses more");
+        let error = |config: serde_json::Value| {
+            crate::plugin()
+                .create_sink("parquet", &config)
+                .err()
+                .expect("refused")
+                .to_string()
+        };
+        let zstd = error(json!({ "path": "x.parquet", "compression_level": 0 }));
+        assert!(zstd.contains("0 is not a zstd level; use 1..=22"), "{zstd}");
+        let gzip = error(json!({ "path": "x", "compression": "gzip", "compression_level": 11 }));
+        assert!(gzip.contains("use 0..=10"), "{gzip}");
+        let snappy = error(json!({ "path": "x", "compression": "snappy", "compression_level": 3 }));
+        assert!(snappy.contains("snappy has no levels"), "{snappy}");
+        let dictionary = error(json!({ "path": "x", "dictionary": "maybe" }));
+        assert!(
+            dictionary.contains("must be auto, on or off"),
+            "{dictionary}"
+        );
+        let shards = error(json!({ "path": "x", "max_rows_per_file": 0 }));
+        assert!(
+            shards.contains("`max_rows_per_file` of sink `parquet` must be at least 1"),
+            "{shards}"
+        );
+    }
 }

@@ -1,179 +1,293 @@
-//! The `parquet` source: reads a Parquet file in batches of the size the host asks for,
-//! with an optional column projection pushed into the reader.
+//! The `parquet` source: reads a dataset of Parquet files (a file, a list, a glob or a
+//! directory) in file order, decoding row groups on several threads, with an optional
+//! column projection and row filter pushed into the reader.
+//!
+//! The source works in rounds: it takes the next row groups (at least `ROUND_BYTES` of
+//! uncompressed column data, and enough to keep every thread busy), decodes them in
+//! parallel ([`decode`](crate::decode)), hands out the batches, and only then decodes
+//! the next round — so what it holds is bounded by a round's worth of decoded data.
+//! With a filter, row groups whose statistics rule out a match are never read, the
+//! filter's columns are decoded first, and the other columns only for the matching rows.
 
-use std::fs::File;
+use std::collections::VecDeque;
+use std::path::PathBuf;
 
-use mlpipe_plugin_api::arrow::datatypes::Schema;
+use mlpipe_plugin_api::arrow::compute::concat_batches;
+use mlpipe_plugin_api::predicate::Predicate;
 use mlpipe_plugin_api::{
-    Config, ConfigKey, ConfigType, Error, RecordBatch, Result, SchemaRef, Source,
+    Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Source, files,
 };
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
-use crate::parquet_error;
+use crate::dataset::{Columns, DatasetFile};
+use crate::decode::{Segment, decode, select};
 
-/// The largest batch the reader is built for, whatever the host asks for: it bounds the
-/// reader's buffers (a larger request is answered with batches of this size).
+/// The largest batch the readers are built for, whatever the host asks for.
 const MAX_READ_ROWS: usize = 1 << 20;
+
+/// Uncompressed bytes of column data a round decodes, at least.
+const ROUND_BYTES: u64 = 64 << 20;
+
+/// Decoded bytes a reader's chunk (all columns) aims at. Chunks are a whole number of the
+/// host's batches, so that most batches handed out are zero-copy slices; only a batch
+/// straddling two chunks is a copy.
+const CHUNK_BYTES: u64 = 32 << 20;
+
+/// Consecutive small row groups are read as one segment up to this many uncompressed
+/// bytes, so that tiny row groups do not each cost a reader per column.
+const SEGMENT_BYTES: u64 = 8 << 20;
 
 /// The config keys of the `parquet` source.
 pub(crate) fn keys() -> Vec<ConfigKey> {
     vec![
-        ConfigKey::new("path", ConfigType::Path, "the Parquet file").required(),
+        ConfigKey::new(
+            "path",
+            ConfigType::Paths,
+            "the Parquet file, or a list, glob pattern or directory of files (one dataset, read in order)",
+        )
+        .required(),
         ConfigKey::new(
             "columns",
             ConfigType::StringList,
             "the columns to read, in this order (projection pushed into the reader); all when absent",
         ),
+        ConfigKey::new(
+            "filter",
+            ConfigType::String,
+            "keep only the rows where this predicate is true, e.g. \"label = 1 and score >= 0.5\"; row groups whose statistics rule out a match are skipped",
+        ),
+        ConfigKey::new(
+            "threads",
+            ConfigType::Integer,
+            "threads that decode row groups and columns in parallel; 0 = one per core",
+        )
+        .default(0),
     ]
 }
 
-/// Reads a Parquet file.
+/// Reads a Parquet dataset.
 pub(crate) struct ParquetSource {
-    path: String,
-    /// The schema of every returned batch (the projection, in the requested order).
-    schema: SchemaRef,
-    /// The reader's configuration until the first `next_batch` builds it.
-    builder: Option<ParquetRecordBatchReaderBuilder<File>>,
-    reader: Option<ParquetRecordBatchReader>,
-    /// Where each output column is in the reader's batches (which keep the file's order),
-    /// or `None` when the orders agree.
-    order: Option<Vec<usize>>,
-    /// Rows read but not yet returned.
-    remainder: Option<RecordBatch>,
+    files: Vec<DatasetFile>,
+    columns: Columns,
+    filter: Option<Predicate>,
+    threads: usize,
+    /// Row groups not yet decoded, in dataset order: (file, row group).
+    pending: VecDeque<(usize, usize)>,
+    /// Decoded chunks (of rows not yet returned), their rows, and the bytes a decoded
+    /// row took in the last round.
+    ready: VecDeque<RecordBatch>,
+    ready_rows: usize,
+    bytes_per_row: usize,
     total_rows: Option<usize>,
+    row_groups_read: u64,
+    row_groups_pruned: u64,
+    rows_filtered_out: u64,
 }
 
 impl ParquetSource {
-    /// Opens the file, reads its metadata and checks the projection.
+    /// Finds the dataset's files, reads their footers, checks the columns and the filter,
+    /// and prunes row groups by their statistics. Reads no data.
     pub(crate) fn from_config(config: &Config) -> Result<ParquetSource> {
-        let path: String = config.require("path")?;
-        let columns: Option<Vec<String>> = config.get("columns")?;
-        let file = File::open(&path).map_err(|e| {
-            Error::io(format!(
-                "{path}: cannot open the Parquet file: {e} (check the `path` key; a relative path is resolved against the pipeline file's directory)"
-            ))
-        })?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| parquet_error(format!("{path}: not a readable Parquet file"), e))?;
-        let total_rows = usize::try_from(builder.metadata().file_metadata().num_rows()).ok();
-        let full = builder.schema().clone();
-
-        let Some(columns) = columns else {
-            return Ok(ParquetSource {
-                path,
-                schema: full,
-                builder: Some(builder),
-                reader: None,
-                order: None,
-                remainder: None,
-                total_rows,
-            });
+        let paths: Vec<String> = match config.get::<String>("path") {
+            Ok(Some(path)) => vec![path],
+            _ => config.require("path")?,
         };
-        let wanted = column_indices(&path, &full, &columns)?;
-        let mut in_file_order = wanted.clone();
-        in_file_order.sort_unstable();
-        let order: Vec<usize> = wanted
+        let wanted: Option<Vec<String>> = config.get("columns")?;
+        let filter = config
+            .get::<String>("filter")?
+            .map(|text| {
+                Predicate::parse(&text).map_err(|e| e.context("key `filter` of source `parquet`"))
+            })
+            .transpose()?;
+        let threads = match config.require::<usize>("threads")? {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let paths: Vec<PathBuf> = files::expand(&paths, "path", &[".parquet", ".parq"])?;
+        let mut files = paths
             .iter()
-            .map(|index| in_file_order.partition_point(|other| other < index))
-            .collect();
-        let identity = order.iter().enumerate().all(|(i, &at)| i == at);
-        let mask = ProjectionMask::roots(builder.parquet_schema(), in_file_order.iter().copied());
+            .map(|path| DatasetFile::open(path, filter.is_some()))
+            .collect::<Result<Vec<_>>>()?;
+        let Some(first) = files.first() else {
+            return Err(Error::internal("the dataset's path expanded to no file"));
+        };
+        let first_path = first.path.clone();
+        let mut columns = Columns::plan(
+            &first_path,
+            first.schema(),
+            wanted.as_deref(),
+            filter.as_ref(),
+        )?;
+        let mut pending = VecDeque::new();
+        let mut row_groups_pruned = 0;
+        for (index, file) in files.iter_mut().enumerate() {
+            columns.locate(file, &first_path)?;
+            let kept = file.row_groups_to_read(filter.as_ref())?;
+            row_groups_pruned += (file.row_groups().len() - kept.len()) as u64;
+            pending.extend(kept.into_iter().map(|group| (index, group)));
+        }
+        let total_rows = match filter {
+            Some(_) => None,
+            None => usize::try_from(files.iter().map(DatasetFile::num_rows).sum::<u64>()).ok(),
+        };
         Ok(ParquetSource {
-            schema: std::sync::Arc::new(full.project(&wanted)?),
-            path,
-            builder: Some(builder.with_projection(mask)),
-            reader: None,
-            order: (!identity).then_some(order),
-            remainder: None,
+            files,
+            columns,
+            filter,
+            threads,
+            pending,
+            ready: VecDeque::new(),
+            ready_rows: 0,
+            bytes_per_row: 0,
             total_rows,
+            row_groups_read: 0,
+            row_groups_pruned,
+            rows_filtered_out: 0,
         })
     }
 
-    /// The next batch from the reader, building it on first use with `max_rows`.
-    fn read(&mut self, max_rows: usize) -> Result<Option<RecordBatch>> {
-        if let Some(builder) = self.builder.take() {
-            let reader = builder
-                .with_batch_size(max_rows.clamp(1, MAX_READ_ROWS))
-                .build()
-                .map_err(|e| parquet_error(format!("{}: cannot start reading", self.path), e))?;
-            self.reader = Some(reader);
+    /// Takes the next round of row groups off the queue, as segments; also returns the
+    /// round's rows and uncompressed bytes.
+    fn next_segments(&mut self) -> (Vec<Segment<'_>>, u64, u64) {
+        let width = self.columns.output.fields().len().max(1);
+        let mut segments: Vec<Segment<'_>> = Vec::new();
+        let (mut round_bytes, mut segment_bytes, mut round_rows) = (0, 0, 0);
+        while let Some(&(file, group)) = self.pending.front() {
+            if round_bytes >= ROUND_BYTES && segments.len() * width >= self.threads {
+                break;
+            }
+            self.pending.pop_front();
+            let bytes = self.files[file].read_bytes(group);
+            round_bytes += bytes;
+            round_rows += self.files[file].row_groups()[group].num_rows().max(0) as u64;
+            match segments.last_mut() {
+                Some(last)
+                    if std::ptr::eq(last.file, &self.files[file])
+                        && segment_bytes + bytes <= SEGMENT_BYTES =>
+                {
+                    last.row_groups.push(group);
+                    segment_bytes += bytes;
+                }
+                _ => {
+                    segments.push(Segment {
+                        file: &self.files[file],
+                        row_groups: vec![group],
+                        selection: None,
+                    });
+                    segment_bytes = bytes;
+                }
+            }
         }
-        let Some(reader) = self.reader.as_mut() else {
-            return Ok(None);
-        };
-        let batch = match reader.next() {
-            None => {
-                self.reader = None;
-                return Ok(None);
-            }
-            Some(Ok(batch)) => batch,
-            Some(Err(e)) => {
-                self.reader = None;
-                return Err(Error::from(e).context(&self.path));
-            }
-        };
-        let batch = match &self.order {
-            Some(order) => batch.project(order)?,
-            None => batch,
-        };
-        // Re-labels the columns with the declared schema (same fields; the host checks).
-        Ok(Some(RecordBatch::try_new(
-            self.schema.clone(),
-            batch.columns().to_vec(),
-        )?))
+        (segments, round_rows, round_bytes)
     }
-}
 
-/// The top-level indices of `columns` in `schema`; unknown or repeated names are config
-/// errors naming them and listing the file's columns.
-fn column_indices(path: &str, schema: &Schema, columns: &[String]) -> Result<Vec<usize>> {
-    if columns.is_empty() {
-        return Err(Error::config(
-            "key `columns` of source `parquet` is empty; list the columns to read, or omit the key to read them all",
-        ));
-    }
-    let mut indices = Vec::with_capacity(columns.len());
-    for name in columns {
-        let index = schema.index_of(name).map_err(|_| {
-            let available: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-            Error::config(format!(
-                "key `columns` of source `parquet`: {path} has no column `{name}`; its columns are: {}",
-                available.join(", ")
-            ))
-        })?;
-        if indices.contains(&index) {
-            return Err(Error::config(format!(
-                "key `columns` of source `parquet` lists `{name}` twice; list each column once"
-            )));
+    /// Decodes the next round of row groups into `ready`, in chunks of a multiple of
+    /// `batch_rows` rows (so that the batches handed out are slices, not copies).
+    fn decode_round(&mut self, batch_rows: usize) -> Result<()> {
+        let threads = self.threads;
+        let output = self.columns.output.clone();
+        let width = output.fields().len();
+        let filter = self.filter.clone();
+        let filter_schema = self.columns.filter.clone();
+        let (mut segments, rows, bytes) = self.next_segments();
+        let batch_bytes = bytes.saturating_mul(batch_rows as u64) / rows.max(1);
+        let multiple = (CHUNK_BYTES / batch_bytes.max(1)).max(1) as usize;
+        let chunk_rows = batch_rows
+            .saturating_mul(multiple)
+            .clamp(1, MAX_READ_ROWS.max(batch_rows));
+        let groups = segments
+            .iter()
+            .map(|s| s.row_groups.len() as u64)
+            .sum::<u64>();
+        let mut filtered_out = 0;
+        if let (Some(filter), Some(filter_schema)) = (&filter, &filter_schema) {
+            let columns = width..width + filter_schema.fields().len();
+            let matched = select(
+                &mut segments,
+                filter,
+                columns,
+                filter_schema,
+                chunk_rows,
+                threads,
+            )?;
+            let mut matched = matched.into_iter();
+            segments.retain(|segment| {
+                let all = segment
+                    .row_groups
+                    .iter()
+                    .map(|&g| segment.file.row_groups()[g].num_rows().max(0) as u64)
+                    .sum::<u64>();
+                let kept = matched.next().unwrap_or(0) as u64;
+                filtered_out += all.saturating_sub(kept);
+                kept > 0
+            });
         }
-        indices.push(index);
+        let chunks = decode(&segments, 0..width, &output, chunk_rows, threads)?;
+        drop(segments);
+        self.row_groups_read += groups;
+        self.rows_filtered_out += filtered_out;
+        let (mut rows, mut bytes) = (0, 0);
+        for chunk in chunks.into_iter().flatten() {
+            if chunk.num_rows() > 0 {
+                rows += chunk.num_rows();
+                bytes += chunk.get_array_memory_size();
+                self.ready.push_back(chunk);
+            }
+        }
+        self.ready_rows += rows;
+        self.bytes_per_row = bytes / rows.max(1);
+        Ok(())
     }
-    Ok(indices)
+
+    /// The next `rows` rows decoded (fewer at the end): a slice of one chunk, or — where
+    /// they straddle chunks — the slices concatenated.
+    fn take(&mut self, rows: usize) -> Result<Option<RecordBatch>> {
+        let mut parts = Vec::new();
+        let mut wanted = rows;
+        while wanted > 0 {
+            let Some(front) = self.ready.front_mut() else {
+                break;
+            };
+            let available = front.num_rows();
+            if available > wanted {
+                parts.push(front.slice(0, wanted));
+                *front = front.slice(wanted, available - wanted);
+                wanted = 0;
+            } else {
+                parts.extend(self.ready.pop_front());
+                wanted -= available;
+            }
+        }
+        self.ready_rows -= rows - wanted;
+        Ok(match parts.len() {
+            0 => None,
+            1 => parts.pop(),
+            _ => Some(concat_batches(&self.columns.output, &parts)?),
+        })
+    }
 }
 
 impl Source for ParquetSource {
     fn schema(&self) -> Result<SchemaRef> {
-        Ok(self.schema.clone())
+        Ok(self.columns.output.clone())
     }
 
+    /// Batches of exactly `max_rows` rows (the last one aside), as the host re-batches to
+    /// that size anyway: a round's rows that do not fill a batch wait for the next round's.
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>> {
-        let max_rows = max_rows.max(1);
-        let batch = match self.remainder.take() {
-            Some(batch) => batch,
-            None => loop {
-                match self.read(max_rows)? {
-                    Some(batch) if batch.num_rows() == 0 => continue,
-                    Some(batch) => break batch,
-                    None => return Ok(None),
-                }
-            },
-        };
-        if batch.num_rows() > max_rows {
-            self.remainder = Some(batch.slice(max_rows, batch.num_rows() - max_rows));
-            return Ok(Some(batch.slice(0, max_rows)));
+        let max_rows = max_rows.clamp(1, MAX_READ_ROWS);
+        loop {
+            if self.ready_rows >= max_rows || (self.pending.is_empty() && self.ready_rows > 0) {
+                return self.take(max_rows);
+            }
+            if self.pending.is_empty() {
+                return Ok(None);
+            }
+            if let Err(error) = self.decode_round(max_rows) {
+                // A failed round leaves nothing more to read.
+                self.pending.clear();
+                return Err(error);
+            }
         }
-        Ok(Some(batch))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -181,8 +295,358 @@ impl Source for ParquetSource {
     }
 
     fn memory_usage(&self) -> usize {
-        self.remainder
-            .as_ref()
-            .map_or(0, RecordBatch::get_array_memory_size)
+        self.ready_rows.saturating_mul(self.bytes_per_row)
+    }
+
+    fn counters(&self) -> Counters {
+        let mut counters = vec![
+            ("files".to_string(), self.files.len() as u64),
+            ("row groups read".to_string(), self.row_groups_read),
+        ];
+        if self.filter.is_some() {
+            counters.push((
+                "row groups pruned by statistics".to_string(),
+                self.row_groups_pruned,
+            ));
+            counters.push((
+                "rows removed by the filter".to_string(),
+                self.rows_filtered_out,
+            ));
+        }
+        counters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use mlpipe_plugin_api::ErrorKind;
+    use mlpipe_plugin_api::arrow::array::{ArrayRef, Int64Array};
+    use mlpipe_plugin_api::arrow::compute::{concat_batches, filter_record_batch};
+    use serde_json::json;
+
+    use super::*;
+    use crate::tests::{batch, open_source, read_all, schema, write};
+
+    fn counter(source: &dyn Source, name: &str) -> u64 {
+        let counters = source.counters();
+        let found = counters.iter().find(|(n, _)| n == name);
+        found
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no counter {name:?}"))
+    }
+
+    fn error(config: serde_json::Value) -> Error {
+        match crate::plugin().create_source("parquet", &config) {
+            Ok(_) => panic!("{config} was accepted"),
+            Err(error) => error,
+        }
+    }
+
+    /// Three files, a.parquet (rows 0..5), b.parquet (5..12, row groups of 3 rows) and
+    /// c.parquet (12..13), beside files a dataset skips.
+    fn dataset(dir: &Path) {
+        write(&dir.join("a.parquet"), json!({}), &[batch(0, 5)]);
+        write(
+            &dir.join("b.parquet"),
+            json!({ "row_group_rows": 3 }),
+            &[batch(5, 7)],
+        );
+        write(&dir.join("c.parquet"), json!({}), &[batch(12, 1)]);
+        std::fs::write(dir.join("_SUCCESS"), "").unwrap();
+        std::fs::write(dir.join("notes.txt"), "not parquet").unwrap();
+    }
+
+    #[test]
+    fn a_dataset_is_read_in_order_from_a_directory_a_glob_or_a_list() {
+        let dir = tempfile::tempdir().unwrap();
+        dataset(dir.path());
+        let all = batch(0, 13);
+        for path in [json!(dir.path()), json!(dir.path().join("*.parquet"))] {
+            let mut source = open_source(json!({ "path": path }));
+            assert_eq!(source.size_hint(), Some(13));
+            assert_eq!(read_all(source.as_mut(), 4), all, "{path}");
+            assert_eq!(counter(source.as_ref(), "files"), 3);
+            assert_eq!(counter(source.as_ref(), "row groups read"), 5);
+        }
+        let listed = json!([dir.path().join("c.parquet"), dir.path().join("a.parquet")]);
+        let mut source = open_source(json!({ "path": listed }));
+        let expected = concat_batches(&schema(), &[batch(12, 1), batch(0, 5)]).unwrap();
+        assert_eq!(read_all(source.as_mut(), 100), expected);
+    }
+
+    #[test]
+    fn threads_and_batch_sizes_do_not_change_what_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let input: Vec<RecordBatch> = (0..5).map(|i| batch(i * 40, 40)).collect();
+        write(
+            &dir.path().join("a.parquet"),
+            json!({ "row_group_rows": 7 }),
+            &input,
+        );
+        write(
+            &dir.path().join("b.parquet"),
+            json!({ "row_group_rows": 50 }),
+            &input,
+        );
+        let expected = read_all(
+            open_source(json!({ "path": dir.path(), "threads": 1 })).as_mut(),
+            1000,
+        );
+        assert_eq!(expected.num_rows(), 400);
+        for (threads, rows) in [(1, 3), (2, 64), (4, 10), (0, 1 << 20)] {
+            let mut source = open_source(json!({ "path": dir.path(), "threads": threads }));
+            assert_eq!(
+                read_all(source.as_mut(), rows),
+                expected,
+                "{threads} threads, {rows} rows"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_whose_schema_differs_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join("a.parquet"), json!({}), &[batch(0, 3)]);
+        let other = RecordBatch::try_from_iter([
+            ("id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+            ("score", Arc::new(Int64Array::from(vec![2])) as ArrayRef),
+        ])
+        .unwrap();
+        let b = dir.path().join("b.parquet");
+        let mut sink = crate::tests::open_sink(json!({ "path": b }));
+        sink.consume(other).unwrap();
+        sink.flush().unwrap();
+
+        let mismatch = error(json!({ "path": dir.path() }));
+        assert_eq!(mismatch.kind(), ErrorKind::BadData);
+        let message = mismatch.message();
+        assert!(
+            message
+                .contains("b.parquet: column `score` is of type Int64 here but of type Float64 in"),
+            "{message}"
+        );
+        assert!(message.contains("a.parquet"), "{message}");
+        let missing = error(json!({ "path": dir.path(), "columns": ["name"] }));
+        assert!(
+            missing
+                .message()
+                .contains("b.parquet: has no column `name`"),
+            "{missing}"
+        );
+        // The columns both files have with the same types read fine.
+        let mut source = open_source(json!({ "path": dir.path(), "columns": ["id"] }));
+        assert_eq!(read_all(source.as_mut(), 10).num_rows(), 4);
+    }
+
+    #[test]
+    fn the_filter_prunes_row_groups_and_keeps_the_matching_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        write(&path, json!({ "row_group_rows": 10 }), &[batch(0, 50)]);
+        let text = "id >= 42 or name = 'n3'";
+        let mut source = open_source(json!({ "path": path, "filter": text, "threads": 2 }));
+        assert_eq!(source.size_hint(), None);
+        let read = read_all(source.as_mut(), 4);
+        let all = batch(0, 50);
+        let mask = Predicate::parse(text).unwrap().evaluate(&all).unwrap();
+        let expected = filter_record_batch(&all, &mask).unwrap();
+        assert_eq!(read, expected);
+        let ids: Vec<i64> = read
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .values()
+            .to_vec();
+        assert_eq!(ids, [3, 42, 43, 44, 45, 46, 47, 48, 49]);
+        // Row groups 1..=3 hold ids 10..40 and names n10..n39, so neither test can match.
+        assert_eq!(
+            counter(source.as_ref(), "row groups pruned by statistics"),
+            3
+        );
+        assert_eq!(counter(source.as_ref(), "row groups read"), 2);
+        assert_eq!(counter(source.as_ref(), "rows removed by the filter"), 11);
+
+        // The filter may read columns the output leaves out.
+        let mut source =
+            open_source(json!({ "path": path, "filter": "id >= 48", "columns": ["name"] }));
+        let read = read_all(source.as_mut(), 100);
+        assert_eq!(read, batch(48, 2).project(&[2]).unwrap());
+        // A filter nothing matches reads nothing.
+        let mut source = open_source(json!({ "path": path, "filter": "id > 1000" }));
+        assert_eq!(read_all(source.as_mut(), 100).num_rows(), 0);
+        assert_eq!(counter(source.as_ref(), "row groups read"), 0);
+    }
+
+    #[test]
+    fn filter_mistakes_are_config_errors_that_say_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        write(&path, json!({}), &[batch(0, 5)]);
+        let unknown = error(json!({ "path": path, "filter": "nmae = 'x'" }));
+        assert_eq!(unknown.kind(), ErrorKind::InvalidConfig);
+        assert!(
+            unknown
+                .message()
+                .contains("key `filter` of source `parquet`"),
+            "{unknown}"
+        );
+        assert!(
+            unknown
+                .message()
+                .contains("the columns are: id, score, name"),
+            "{unknown}"
+        );
+        let syntax = error(json!({ "path": path, "filter": "id >> 3" }));
+        assert!(syntax.message().contains("at character 5"), "{syntax}");
+        let types = error(json!({ "path": path, "filter": "name > 3" }));
+        assert!(
+            types.message().contains("compare it with a string"),
+            "{types}"
+        );
+    }
+
+    mod mutations {
+        //! The reader on damaged files: truncated at every length, and with random bytes
+        //! overwritten. Every outcome must be rows or an error naming the file — never a
+        //! panic (a panic fails the test).
+
+        use std::sync::OnceLock;
+
+        use mlpipe_plugin_api::arrow::array::{
+            BooleanArray, Date32Array, DictionaryArray, Float64Array, ListArray, StringArray,
+            StructArray,
+        };
+        use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Int32Type};
+        use parquet::arrow::ArrowWriter;
+        use parquet::basic::{Compression, ZstdLevel};
+        use parquet::file::properties::WriterProperties;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A small file with many kinds of column and page, in each of three codecs.
+        fn originals() -> &'static [Vec<u8>] {
+            static FILES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+            FILES.get_or_init(|| {
+                let rows = 300;
+                let ints: Vec<Option<i64>> = (0..rows).map(|i| (i % 7 != 0).then_some(i)).collect();
+                let floats: Vec<Option<f64>> = (0..rows)
+                    .map(|i| (i % 5 != 0).then_some(i as f64 / 3.0))
+                    .collect();
+                let strings: Vec<Option<String>> = (0..rows)
+                    .map(|i| (i % 3 != 0).then(|| format!("s{}", i % 17)))
+                    .collect();
+                let dictionary: DictionaryArray<Int32Type> =
+                    (0..rows).map(|i| ["a", "b", "c"][i as usize % 3]).collect();
+                let lists = ListArray::from_iter_primitive::<Int32Type, _, _>((0..rows).map(|i| {
+                    (i % 4 != 0).then(|| (0..i % 3).map(|v| Some(v as i32)).collect::<Vec<_>>())
+                }));
+                let flags =
+                    BooleanArray::from((0..rows).map(|i| Some(i % 2 == 0)).collect::<Vec<_>>());
+                let days = Date32Array::from((0..rows).map(|i| i as i32).collect::<Vec<_>>());
+                let pair = StructArray::from(vec![
+                    (
+                        Arc::new(Field::new("x", DataType::Boolean, true)),
+                        Arc::new(flags.clone()) as ArrayRef,
+                    ),
+                    (
+                        Arc::new(Field::new("d", DataType::Date32, true)),
+                        Arc::new(days) as ArrayRef,
+                    ),
+                ]);
+                let batch = RecordBatch::try_from_iter([
+                    ("id", Arc::new(Int64Array::from(ints)) as ArrayRef),
+                    ("f", Arc::new(Float64Array::from(floats)) as ArrayRef),
+                    ("s", Arc::new(StringArray::from(strings)) as ArrayRef),
+                    ("k", Arc::new(dictionary) as ArrayRef),
+                    ("l", Arc::new(lists) as ArrayRef),
+                    ("b", Arc::new(flags) as ArrayRef),
+                    ("p", Arc::new(pair) as ArrayRef),
+                ])
+                .unwrap();
+                [
+                    Compression::UNCOMPRESSED,
+                    Compression::SNAPPY,
+                    Compression::ZSTD(ZstdLevel::default()),
+                ]
+                .into_iter()
+                .map(|codec| {
+                    let properties = WriterProperties::builder()
+                        .set_compression(codec)
+                        .set_max_row_group_row_count(Some(120))
+                        .set_data_page_row_count_limit(50)
+                        .set_write_batch_size(50)
+                        .build();
+                    let mut bytes = Vec::new();
+                    let mut writer =
+                        ArrowWriter::try_new(&mut bytes, batch.schema(), Some(properties)).unwrap();
+                    writer.write(&batch).unwrap();
+                    writer.close().unwrap();
+                    bytes
+                })
+                .collect()
+            })
+        }
+
+        /// Reads the bytes as a file, with and without a filter, to the end or the first error.
+        fn read(bytes: &[u8]) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("damaged.parquet");
+            std::fs::write(&path, bytes).unwrap();
+            for filter in [None, Some("id > 100 or s = 's3' or f is null")] {
+                let mut config = json!({ "path": path, "threads": 2 });
+                if let Some(filter) = filter {
+                    config["filter"] = json!(filter);
+                }
+                let mut source = match crate::plugin().create_source("parquet", &config) {
+                    Ok(source) => source,
+                    Err(error) => {
+                        assert!(error.message().contains("damaged.parquet"), "{error}");
+                        continue;
+                    }
+                };
+                // Bounded: a reader that never ends would fail here rather than hang.
+                for _ in 0..10_000 {
+                    match source.next_batch(64) {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(error) => {
+                            assert!(error.message().contains("damaged.parquet"), "{error}");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn truncations_are_errors_naming_the_file() {
+            let original = &originals()[1];
+            // Every length within the footer's reach, every 7th byte before it.
+            let footer = original.len().saturating_sub(2048);
+            for length in (0..footer).step_by(7).chain(footer..original.len()) {
+                read(&original[..length]);
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(600))]
+            #[test]
+            fn overwritten_bytes_never_panic(
+                file in 0usize..3,
+                edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..12),
+            ) {
+                let mut bytes = originals()[file].clone();
+                for (at, value) in edits {
+                    let at = at.index(bytes.len());
+                    bytes[at] = value;
+                }
+                read(&bytes);
+            }
+        }
     }
 }
