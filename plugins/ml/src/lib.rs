@@ -1,26 +1,60 @@
 //! # mlpipe-plugin-ml
 //!
-//! The standard plugin of transforms that prepare data for training. For now it holds
-//! one transform:
+//! The standard plugin of transforms that prepare data for training, with scikit-learn's
+//! semantics where scikit-learn has a twin. Fitted transforms (`standardize`, ...) learn
+//! their parameters in a fit pass the host runs first: every instance accumulates
+//! mergeable statistics over its share of the batches, the host merges them, and the
+//! fitted parameters come back as versioned JSON (see `README.md` for every transform's
+//! keys, semantics and parameter format).
 //!
-//! - `select` keeps the columns named by a list of names and glob patterns, in the order
-//!   of the list (zero copy).
-//!
-//! Each transform lives in its own module with its unit tests; this file only assembles
-//! the plugin and exports it.
+//! Layout: `columns` (selection by name and glob), `numeric` (numeric types and vectorised
+//! maps), `wire` (fit partials), `fitting` (per-column statistics and the JSON form of
+//! parameters), `columnwise` (the generic in-place column transform), `stats` (mergeable
+//! statistics); then one module per transform. This file only assembles the plugin.
 
+mod columns;
+mod columnwise;
+mod fill_null;
+mod fitting;
+mod hashing;
+mod numeric;
+mod ordinal;
 mod select;
+mod standardize;
+mod stats;
+#[cfg(test)]
+mod testing;
+mod wire;
 
 use mlpipe_plugin_api::Plugin;
 
 /// The plugin definition the host loads.
 fn plugin() -> Plugin {
-    Plugin::new("ml", env!("CARGO_PKG_VERSION")).transform(
-        "select",
-        "keeps the columns matching a list of names or glob patterns (`*`, `?`), in list order",
-        select::keys(),
-        select::Select::from_config,
-    )
+    Plugin::new("ml", env!("CARGO_PKG_VERSION"))
+        .transform(
+            "select",
+            "keeps the columns matching a list of names or glob patterns (`*`, `?`), in list order",
+            select::keys(),
+            select::Select::from_config,
+        )
+        .transform(
+            "fill_null",
+            "fills missing values with the mean, the most frequent value or a constant (scikit-learn SimpleImputer; fitted)",
+            fill_null::keys(),
+            fill_null::from_config,
+        )
+        .transform(
+            "ordinal",
+            "encodes categories as int32 positions in their sorted list (scikit-learn OrdinalEncoder; fitted)",
+            ordinal::keys(),
+            ordinal::from_config,
+        )
+        .transform(
+            "standardize",
+            "scales numeric columns to zero mean and unit variance (scikit-learn StandardScaler; fitted)",
+            standardize::keys(),
+            standardize::from_config,
+        )
 }
 
 mlpipe_plugin_api::export_plugin!(plugin);

@@ -1,0 +1,148 @@
+//! Numeric columns: which types count as numeric, the floating-point type a numeric
+//! transform outputs, and vectorised maps over a column's values.
+//!
+//! Output types follow scikit-learn: float32 stays float32, every other numeric type
+//! (integers, float64) becomes float64. Arithmetic is done in float64 and rounded once to
+//! the output type. Nulls stay null; the value slots under nulls are computed too (they
+//! are arbitrary and hidden by the validity bitmap), which keeps the loops branch-free.
+
+use std::sync::Arc;
+
+use mlpipe_plugin_api::Result;
+use mlpipe_plugin_api::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use mlpipe_plugin_api::arrow::buffer::NullBuffer;
+use mlpipe_plugin_api::arrow::compute::cast;
+use mlpipe_plugin_api::arrow::datatypes::{DataType, Float32Type, Float64Type};
+
+use crate::columns::Accepts;
+
+/// Integer and floating-point columns.
+pub(crate) const NUMERIC: Accepts = Accepts {
+    test: is_numeric,
+    what: "numeric (integer or floating-point)",
+};
+
+/// Whether `ty` is an integer or floating-point type (float16 excepted).
+pub(crate) fn is_numeric(ty: &DataType) -> bool {
+    use DataType::*;
+    matches!(
+        ty,
+        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Float32 | Float64
+    )
+}
+
+/// The type a numeric transform outputs for an input of type `ty`.
+pub(crate) fn float_type(ty: &DataType) -> DataType {
+    match ty {
+        DataType::Float32 => DataType::Float32,
+        _ => DataType::Float64,
+    }
+}
+
+/// The column's values as float64: zero copy for a float64 column, a cast otherwise.
+pub(crate) fn as_f64(array: &dyn Array) -> Result<Float64Array> {
+    match array.as_primitive_opt::<Float64Type>() {
+        Some(values) => Ok(values.clone()),
+        None => Ok(cast(array, &DataType::Float64)?
+            .as_primitive::<Float64Type>()
+            .clone()),
+    }
+}
+
+/// Maps every value through `f` (computed in float64), keeping nulls; the result has type
+/// [`float_type`] of the input.
+pub(crate) fn map_float(array: &dyn Array, f: impl Fn(f64) -> f64) -> Result<ArrayRef> {
+    match array.as_primitive_opt::<Float32Type>() {
+        Some(values) => Ok(Arc::new(
+            values.unary::<_, Float32Type>(|x| f(f64::from(x)) as f32),
+        )),
+        None => Ok(Arc::new(as_f64(array)?.unary::<_, Float64Type>(f))),
+    }
+}
+
+/// Sums `f(x)` over the values that are neither null nor NaN, and counts them. Works on
+/// 64-value chunks with their validity bits and eight accumulators, so the loop vectorises
+/// (no branch, no per-value bit lookup).
+pub(crate) fn fold_valid(
+    values: &[f64],
+    nulls: Option<&NullBuffer>,
+    f: impl Fn(f64) -> f64,
+) -> (f64, u64) {
+    let mut lanes = [0.0f64; 8];
+    let mut count = 0u64;
+    let mut add = |chunk: &[f64], mask: u64| {
+        for (j, &x) in chunk.iter().enumerate() {
+            let keep = (mask >> j) & 1 == 1 && !x.is_nan();
+            lanes[j % 8] += if keep { f(x) } else { 0.0 };
+            count += u64::from(keep);
+        }
+    };
+    match nulls {
+        None => values.chunks(64).for_each(|chunk| add(chunk, u64::MAX)),
+        Some(nulls) => {
+            let bits = nulls.inner().bit_chunks();
+            let mut chunks = values.chunks_exact(64);
+            for (chunk, mask) in chunks.by_ref().zip(bits.iter()) {
+                add(chunk, mask);
+            }
+            add(chunks.remainder(), bits.remainder_bits());
+        }
+    }
+    (lanes.iter().sum(), count)
+}
+
+#[cfg(test)]
+mod tests {
+    use mlpipe_plugin_api::arrow::array::{Float32Array, Int32Array};
+
+    use super::*;
+
+    #[test]
+    fn maps_keep_nulls_and_follow_the_output_type_rule() {
+        let ints = Int32Array::from(vec![Some(1), None, Some(3)]);
+        let out = map_float(&ints, |x| x * 2.0).unwrap();
+        assert_eq!(out.data_type(), &DataType::Float64);
+        let out = out.as_primitive::<Float64Type>();
+        assert_eq!(out.value(0), 2.0);
+        assert!(out.is_null(1));
+        assert_eq!(out.value(2), 6.0);
+
+        let floats = Float32Array::from(vec![Some(0.1f32), None]);
+        let out = map_float(&floats, |x| x / 3.0).unwrap();
+        let out = out.as_primitive::<Float32Type>();
+        // Computed in float64, rounded once.
+        assert_eq!(out.value(0), (f64::from(0.1f32) / 3.0) as f32);
+        assert!(out.is_null(1));
+    }
+
+    #[test]
+    fn folds_skip_nulls_and_nan_at_any_offset() {
+        let values: Vec<Option<f64>> = (0..200)
+            .map(|i| match i % 7 {
+                0 => None,
+                3 => Some(f64::NAN),
+                _ => Some(i as f64),
+            })
+            .collect();
+        let array = Float64Array::from(values.clone());
+        for offset in [0, 1, 63, 64, 65, 130] {
+            let slice = array.slice(offset, 200 - offset);
+            let (sum, count) = fold_valid(slice.values(), slice.nulls(), |x| 2.0 * x);
+            let expected: Vec<f64> = values[offset..]
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|x| !x.is_nan())
+                .collect();
+            assert_eq!(count, expected.len() as u64, "offset {offset}");
+            assert_eq!(sum, 2.0 * expected.iter().sum::<f64>(), "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn float64_columns_are_viewed_without_a_copy() {
+        let values = Float64Array::from(vec![1.0, 2.0]);
+        let view = as_f64(&values).unwrap();
+        assert_eq!(view.values().as_ptr(), values.values().as_ptr());
+    }
+}

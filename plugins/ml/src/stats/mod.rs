@@ -1,0 +1,4 @@
+//! Mergeable statistics that fitted transforms accumulate per column.
+
+pub(crate) mod moments;
+pub(crate) mod vocab;
