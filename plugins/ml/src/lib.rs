@@ -24,6 +24,8 @@ mod standardize;
 mod stats;
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod throughput;
 mod wire;
 
 use mlpipe_plugin_api::Plugin;

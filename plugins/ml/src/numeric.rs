@@ -61,19 +61,21 @@ pub(crate) fn map_float(array: &dyn Array, f: impl Fn(f64) -> f64) -> Result<Arr
 }
 
 /// Sums `f(x)` over the values that are neither null nor NaN, and counts them. Works on
-/// 64-value chunks with their validity bits and eight accumulators, so the loop vectorises
-/// (no branch, no per-value bit lookup).
+/// 64-value chunks with their validity bits and eight accumulators per sum, so the loop
+/// vectorises (no branch, no per-value bit lookup). `f` returns two terms, summed apart.
 pub(crate) fn fold_valid(
     values: &[f64],
     nulls: Option<&NullBuffer>,
-    f: impl Fn(f64) -> f64,
-) -> (f64, u64) {
-    let mut lanes = [0.0f64; 8];
+    f: impl Fn(f64) -> (f64, f64),
+) -> ((f64, f64), u64) {
+    let mut lanes = [[0.0f64; 8]; 2];
     let mut count = 0u64;
     let mut add = |chunk: &[f64], mask: u64| {
         for (j, &x) in chunk.iter().enumerate() {
             let keep = (mask >> j) & 1 == 1 && !x.is_nan();
-            lanes[j % 8] += if keep { f(x) } else { 0.0 };
+            let (a, b) = f(x);
+            lanes[0][j % 8] += if keep { a } else { 0.0 };
+            lanes[1][j % 8] += if keep { b } else { 0.0 };
             count += u64::from(keep);
         }
     };
@@ -88,7 +90,8 @@ pub(crate) fn fold_valid(
             add(chunks.remainder(), bits.remainder_bits());
         }
     }
-    (lanes.iter().sum(), count)
+    let sum = |lanes: &[f64; 8]| lanes.iter().sum::<f64>();
+    ((sum(&lanes[0]), sum(&lanes[1])), count)
 }
 
 #[cfg(test)]
@@ -127,7 +130,8 @@ mod tests {
         let array = Float64Array::from(values.clone());
         for offset in [0, 1, 63, 64, 65, 130] {
             let slice = array.slice(offset, 200 - offset);
-            let (sum, count) = fold_valid(slice.values(), slice.nulls(), |x| 2.0 * x);
+            let ((sum, squares), count) =
+                fold_valid(slice.values(), slice.nulls(), |x| (2.0 * x, x * x));
             let expected: Vec<f64> = values[offset..]
                 .iter()
                 .flatten()
@@ -136,6 +140,7 @@ mod tests {
                 .collect();
             assert_eq!(count, expected.len() as u64, "offset {offset}");
             assert_eq!(sum, 2.0 * expected.iter().sum::<f64>(), "offset {offset}");
+            assert_eq!(squares, expected.iter().map(|x| x * x).sum::<f64>());
         }
     }
 

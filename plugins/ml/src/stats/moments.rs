@@ -48,7 +48,7 @@ impl Moments {
         let values = as_f64(array)?;
         let nulls = values.nulls();
         let values = values.values().as_ref();
-        let (sum, count) = fold_valid(values, nulls, |x| x);
+        let ((sum, _), count) = fold_valid(values, nulls, |x| (x, 0.0));
         let missing = values.len() as u64 - count;
         let mut moments = Moments {
             count,
@@ -64,8 +64,8 @@ impl Moments {
             // Corrected two-pass: the deviations from the rough mean give the offset of
             // the exact mean (their sum is the rounding error of the first pass), and
             // Σd² − (Σd)²/n is M2 around the exact mean.
-            let (squares, _) = fold_valid(values, nulls, |x| (x - shift) * (x - shift));
-            let (deviations, _) = fold_valid(values, nulls, |x| x - shift);
+            let ((deviations, squares), _) =
+                fold_valid(values, nulls, |x| (x - shift, (x - shift) * (x - shift)));
             moments.offset = deviations / count as f64;
             moments.m2 = (squares - deviations * moments.offset).max(0.0);
         }
