@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::columns::{self, Accepts, Selection};
 use crate::columnwise::{ColumnOp, Columnwise, not_fitted};
 use crate::fitting::{Stats, finite};
-use crate::numeric::{NUMERIC, as_f64, float_type};
+use crate::numeric::{NUMERIC, as_f64, float_type, for_each_chunk};
 use crate::stats::moments::Moments;
 use crate::stats::vocab::{CATEGORICAL, Category, Counts, Kind};
 use crate::wire::{Reader, Writer};
@@ -195,8 +195,7 @@ impl FillNull {
     }
 }
 
-/// Fills the slots of `values` that are null or that `missing` flags with `fill`, 64 values
-/// (one validity word) at a time so that the loop vectorises.
+/// Fills the slots of `values` that are null or that `missing` flags with `fill`.
 fn fill_values<T: Copy>(
     values: &[T],
     nulls: Option<&NullBuffer>,
@@ -204,7 +203,7 @@ fn fill_values<T: Copy>(
     fill: T,
 ) -> Vec<T> {
     let mut out = Vec::with_capacity(values.len());
-    let mut push = |chunk: &[T], mask: u64| {
+    for_each_chunk(values, nulls, |chunk, mask| {
         out.extend(chunk.iter().enumerate().map(|(j, &x)| {
             if (mask >> j) & 1 == 1 && !missing(x) {
                 x
@@ -212,18 +211,7 @@ fn fill_values<T: Copy>(
                 fill
             }
         }));
-    };
-    match nulls {
-        None => values.chunks(64).for_each(|chunk| push(chunk, u64::MAX)),
-        Some(nulls) => {
-            let bits = nulls.inner().bit_chunks();
-            let mut chunks = values.chunks_exact(64);
-            for (chunk, mask) in chunks.by_ref().zip(bits.iter()) {
-                push(chunk, mask);
-            }
-            push(chunks.remainder(), bits.remainder_bits());
-        }
-    }
+    });
     out
 }
 

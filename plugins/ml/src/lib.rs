@@ -17,6 +17,7 @@ mod columnwise;
 mod fill_null;
 mod fitting;
 mod hashing;
+mod min_max;
 mod numeric;
 mod ordinal;
 mod select;
@@ -44,6 +45,12 @@ fn plugin() -> Plugin {
             "fills missing values with the mean, the most frequent value or a constant (scikit-learn SimpleImputer; fitted)",
             fill_null::keys(),
             fill_null::from_config,
+        )
+        .transform(
+            "min_max",
+            "scales numeric columns to a range (scikit-learn MinMaxScaler; fitted)",
+            min_max::keys(),
+            min_max::from_config,
         )
         .transform(
             "ordinal",

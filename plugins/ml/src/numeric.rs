@@ -60,9 +60,29 @@ pub(crate) fn map_float(array: &dyn Array, f: impl Fn(f64) -> f64) -> Result<Arr
     }
 }
 
-/// Sums `f(x)` over the values that are neither null nor NaN, and counts them. Works on
-/// 64-value chunks with their validity bits and eight accumulators per sum, so the loop
-/// vectorises (no branch, no per-value bit lookup). `f` returns two terms, summed apart.
+/// Calls `visit(chunk, mask)` for consecutive chunks of at most 64 values, `mask` holding
+/// their validity bits (bit `j` set: value `j` is not null). Kernels written over a chunk
+/// and its mask vectorise: no branch, no per-value bit lookup.
+pub(crate) fn for_each_chunk<T>(
+    values: &[T],
+    nulls: Option<&NullBuffer>,
+    mut visit: impl FnMut(&[T], u64),
+) {
+    match nulls {
+        None => values.chunks(64).for_each(|chunk| visit(chunk, u64::MAX)),
+        Some(nulls) => {
+            let bits = nulls.inner().bit_chunks();
+            let mut chunks = values.chunks_exact(64);
+            for (chunk, mask) in chunks.by_ref().zip(bits.iter()) {
+                visit(chunk, mask);
+            }
+            visit(chunks.remainder(), bits.remainder_bits());
+        }
+    }
+}
+
+/// Sums `f(x)` over the values that are neither null nor NaN, and counts them, with eight
+/// accumulators per sum. `f` returns two terms, summed apart.
 pub(crate) fn fold_valid(
     values: &[f64],
     nulls: Option<&NullBuffer>,
@@ -70,7 +90,7 @@ pub(crate) fn fold_valid(
 ) -> ((f64, f64), u64) {
     let mut lanes = [[0.0f64; 8]; 2];
     let mut count = 0u64;
-    let mut add = |chunk: &[f64], mask: u64| {
+    for_each_chunk(values, nulls, |chunk, mask| {
         for (j, &x) in chunk.iter().enumerate() {
             let keep = (mask >> j) & 1 == 1 && !x.is_nan();
             let (a, b) = f(x);
@@ -78,20 +98,36 @@ pub(crate) fn fold_valid(
             lanes[1][j % 8] += if keep { b } else { 0.0 };
             count += u64::from(keep);
         }
-    };
-    match nulls {
-        None => values.chunks(64).for_each(|chunk| add(chunk, u64::MAX)),
-        Some(nulls) => {
-            let bits = nulls.inner().bit_chunks();
-            let mut chunks = values.chunks_exact(64);
-            for (chunk, mask) in chunks.by_ref().zip(bits.iter()) {
-                add(chunk, mask);
-            }
-            add(chunks.remainder(), bits.remainder_bits());
-        }
-    }
+    });
     let sum = |lanes: &[f64; 8]| lanes.iter().sum::<f64>();
     ((sum(&lanes[0]), sum(&lanes[1])), count)
+}
+
+/// The smallest and largest values that are neither null nor NaN, and their count
+/// (`(+inf, -inf, 0)` when there are none).
+pub(crate) fn min_max_valid(values: &[f64], nulls: Option<&NullBuffer>) -> (f64, f64, u64) {
+    let mut low = [f64::INFINITY; 8];
+    let mut high = [f64::NEG_INFINITY; 8];
+    let mut count = 0u64;
+    for_each_chunk(values, nulls, |chunk, mask| {
+        for (j, &x) in chunk.iter().enumerate() {
+            let keep = (mask >> j) & 1 == 1 && !x.is_nan();
+            low[j % 8] = if keep && x < low[j % 8] {
+                x
+            } else {
+                low[j % 8]
+            };
+            high[j % 8] = if keep && x > high[j % 8] {
+                x
+            } else {
+                high[j % 8]
+            };
+            count += u64::from(keep);
+        }
+    });
+    let low = low.into_iter().fold(f64::INFINITY, f64::min);
+    let high = high.into_iter().fold(f64::NEG_INFINITY, f64::max);
+    (low, high, count)
 }
 
 #[cfg(test)]
@@ -142,6 +178,18 @@ mod tests {
             assert_eq!(sum, 2.0 * expected.iter().sum::<f64>(), "offset {offset}");
             assert_eq!(squares, expected.iter().map(|x| x * x).sum::<f64>());
         }
+    }
+
+    #[test]
+    fn extremes_skip_nulls_and_nan() {
+        let array =
+            Float64Array::from(vec![Some(f64::NAN), Some(-2.0), None, Some(7.5), Some(0.0)]);
+        assert_eq!(min_max_valid(array.values(), array.nulls()), (-2.0, 7.5, 3));
+        let none = Float64Array::from(vec![None, Some(f64::NAN)]);
+        assert_eq!(
+            min_max_valid(none.values(), none.nulls()),
+            (f64::INFINITY, f64::NEG_INFINITY, 0)
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! Mergeable statistics that fitted transforms accumulate per column.
 
+pub(crate) mod extremes;
 pub(crate) mod moments;
 pub(crate) mod vocab;
