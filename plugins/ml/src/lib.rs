@@ -14,11 +14,13 @@
 
 mod columns;
 mod columnwise;
+mod encoders;
 mod fill_null;
 mod fitting;
 mod hashing;
 mod min_max;
 mod numeric;
+mod one_hot;
 mod ordinal;
 mod select;
 mod standardize;
@@ -51,6 +53,12 @@ fn plugin() -> Plugin {
             "scales numeric columns to a range (scikit-learn MinMaxScaler; fitted)",
             min_max::keys(),
             min_max::from_config,
+        )
+        .transform(
+            "one_hot",
+            "replaces categorical columns by 0/1 indicators (scikit-learn OneHotEncoder; fitted)",
+            one_hot::keys(),
+            one_hot::from_config,
         )
         .transform(
             "ordinal",

@@ -66,13 +66,27 @@ impl Kind {
     }
 }
 
-/// A category as fitted parameters hold it: a JSON string, integer or float.
+/// A category as fitted parameters hold it: a JSON string, integer or float, or `null`
+/// for the encoders that make missing values a category of their own (`one_hot`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum Category {
     Integer(i64),
     Float(f64),
     Text(String),
+    Null,
+}
+
+impl std::fmt::Display for Category {
+    /// How a category reads in a column name: the value, or `null`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Category::Integer(v) => write!(f, "{v}"),
+            Category::Float(v) => write!(f, "{v:?}"),
+            Category::Text(v) => f.write_str(v),
+            Category::Null => f.write_str("null"),
+        }
+    }
 }
 
 impl Category {
@@ -353,6 +367,8 @@ pub(crate) struct Lookup {
     kind: Kind,
     text: HashMap<Box<str>, u32>,
     numbers: NumberMap<u32>,
+    /// The position of the `null` category, when there is one.
+    null: Option<u32>,
 }
 
 impl Lookup {
@@ -364,10 +380,12 @@ impl Lookup {
             kind,
             text: HashMap::new(),
             numbers: NumberMap::default(),
+            null: None,
         };
         for (index, category) in categories.iter().enumerate() {
             let index = index as u32;
             match (category, kind) {
+                (Category::Null, _) => lookup.null = Some(index),
                 (Category::Text(value), Kind::Text) => {
                     lookup.text.insert(value.as_str().into(), index);
                 }
@@ -384,9 +402,11 @@ impl Lookup {
         Ok(lookup)
     }
 
-    /// The position of every row of `array`.
+    /// The position of every row of `array` (missing rows are at the `null` category when
+    /// there is one).
     pub(crate) fn positions(&self, array: &dyn Array) -> Result<Vec<Position>> {
-        let mut positions = vec![Position::Missing; array.len()];
+        let missing = self.null.map_or(Position::Missing, Position::At);
+        let mut positions = vec![missing; array.len()];
         match self.kind {
             Kind::Text => {
                 let dictionary = string_dictionary(array)?;
@@ -394,7 +414,7 @@ impl Lookup {
                 let table: Vec<Position> = values
                     .iter()
                     .map(|value| match value {
-                        None => Position::Missing,
+                        None => missing,
                         Some(value) => self
                             .text
                             .get(value)
