@@ -36,6 +36,22 @@ pub(crate) trait Stats: Sized + Send {
     }
 }
 
+/// Statistics of transforms that are not fitted.
+pub(crate) struct NoStats;
+
+impl Stats for NoStats {
+    fn update(&mut self, _: &dyn Array) -> Result<()> {
+        Ok(())
+    }
+    fn merge(&mut self, _: Self) -> Result<()> {
+        Ok(())
+    }
+    fn encode(&self, _: &mut Writer) {}
+    fn decode(_: &mut Reader) -> Result<Self> {
+        Ok(NoStats)
+    }
+}
+
 /// The statistics of each fitted column of one transform instance.
 pub(crate) struct ColumnStats<S> {
     component: &'static str,

@@ -12,6 +12,7 @@
 //! parameters), `columnwise` (the generic in-place column transform), `stats` (mergeable
 //! statistics); then one module per transform. This file only assembles the plugin.
 
+mod cast;
 mod columns;
 mod columnwise;
 mod encoders;
@@ -22,6 +23,7 @@ mod min_max;
 mod numeric;
 mod one_hot;
 mod ordinal;
+mod rename;
 mod select;
 mod standardize;
 mod stats;
@@ -39,8 +41,26 @@ fn plugin() -> Plugin {
         .transform(
             "select",
             "keeps the columns matching a list of names or glob patterns (`*`, `?`), in list order",
-            select::keys(),
-            select::Select::from_config,
+            select::select_keys(),
+            select::Projection::select,
+        )
+        .transform(
+            "drop",
+            "removes the columns matching a list of names or glob patterns",
+            select::drop_keys(),
+            select::Projection::drop,
+        )
+        .transform(
+            "rename",
+            "renames columns by a table old = \"new\"",
+            rename::keys(),
+            rename::Rename::from_config,
+        )
+        .transform(
+            "cast",
+            "converts columns to another type (arrow cast kernels); unconvertible values fail or become null",
+            cast::keys(),
+            cast::from_config,
         )
         .transform(
             "fill_null",

@@ -1,7 +1,11 @@
-//! The `select` transform: keeps the columns named by a list of column names and glob
-//! patterns (`*` matches any run of characters, `?` exactly one), in the order of the list.
-//! Every column appears at most once (where its first matching entry puts it); an entry
-//! that matches no input column is an error. Selection is zero copy.
+//! `select` and `drop`: zero-copy projections by a list of column names and glob patterns
+//! (`*` matches any run of characters, `?` exactly one).
+//!
+//! - `select` keeps the matching columns in the order of the list; every column appears at
+//!   most once (where its first matching entry puts it).
+//! - `drop` removes the matching columns and keeps the others in input order.
+//!
+//! In both, an entry that matches no input column is an error listing the columns.
 
 use std::sync::Arc;
 
@@ -12,45 +16,75 @@ use mlpipe_plugin_api::{
 use crate::columns::{self, Accepts, PerSchema, Selection};
 
 /// The config keys of `select`.
-pub(crate) fn keys() -> Vec<ConfigKey> {
+pub(crate) fn select_keys() -> Vec<ConfigKey> {
     vec![columns::key(
         "column names or glob patterns (`*`, `?`), output in this order; a pattern matching nothing is an error",
     )]
 }
 
-/// Keeps the columns matching a selection, in list order.
-pub(crate) struct Select {
+/// The config keys of `drop`.
+pub(crate) fn drop_keys() -> Vec<ConfigKey> {
+    vec![columns::key(
+        "column names or glob patterns (`*`, `?`) of the columns to remove; a pattern matching nothing is an error",
+    )]
+}
+
+/// Keeps (`select`) or removes (`drop`) the columns matching a selection.
+pub(crate) struct Projection {
     selection: Selection,
-    /// The column indices per input schema.
+    drop: bool,
+    /// The kept column indices per input schema.
     indices: PerSchema<Vec<usize>>,
 }
 
-impl Select {
-    /// Builds the transform from its validated config.
-    pub(crate) fn from_config(config: &Config) -> Result<Select> {
-        Ok(Select {
-            selection: Selection::from_config(config, "select", "columns")?,
+impl Projection {
+    /// `select` from its validated config.
+    pub(crate) fn select(config: &Config) -> Result<Projection> {
+        Projection::new(config, "select", false)
+    }
+
+    /// `drop` from its validated config.
+    pub(crate) fn drop(config: &Config) -> Result<Projection> {
+        Projection::new(config, "drop", true)
+    }
+
+    fn new(config: &Config, component: &'static str, drop: bool) -> Result<Projection> {
+        Ok(Projection {
+            selection: Selection::from_config(config, component, "columns")?,
+            drop,
             indices: PerSchema::default(),
+        })
+    }
+
+    /// The indices of the kept columns, in output order.
+    fn kept(selection: &Selection, drop: bool, schema: &SchemaRef) -> Result<Vec<usize>> {
+        let matched = selection.resolve(schema, Accepts::ANY)?;
+        Ok(if drop {
+            (0..schema.fields().len())
+                .filter(|i| !matched.contains(i))
+                .collect()
+        } else {
+            matched
         })
     }
 }
 
-impl Transform for Select {
+impl Transform for Projection {
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
-        let indices = self.selection.resolve(input, Accepts::ANY)?;
+        let indices = Projection::kept(&self.selection, self.drop, input)?;
         Ok(Arc::new(input.project(&indices)?))
     }
 
     fn transform(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
-        let selection = &self.selection;
+        let (selection, drop) = (&self.selection, self.drop);
         let indices = self.indices.get(&batch.schema(), |schema| {
-            selection.resolve(schema, Accepts::ANY)
+            Projection::kept(selection, drop, schema)
         })?;
         Ok(batch.project(indices)?)
     }
 
     fn column_usage(&self, input: &SchemaRef) -> Result<Option<ColumnUsage>> {
-        let kept = self.selection.resolve(input, Accepts::ANY)?;
+        let kept = Projection::kept(&self.selection, self.drop, input)?;
         let removed = (0..input.fields().len())
             .filter(|i| !kept.contains(i))
             .map(|i| input.field(i).name().clone())
@@ -139,6 +173,24 @@ mod tests {
         let mut t = select(json!(["island"]));
         let err = t.transform(input).unwrap_err();
         assert!(err.message().contains("did you mean `Island`?"), "{err}");
+    }
+
+    #[test]
+    fn drop_removes_matches_and_keeps_input_order() {
+        let input = batch(&["id", "x_1", "label", "x_2", "y"]);
+        let mut t = crate::plugin()
+            .create_transform("drop", &json!({ "columns": ["y", "x_*"] }))
+            .unwrap();
+        let out = t.transform(input.clone()).unwrap();
+        assert_eq!(names(&out.schema()), ["id", "label"]);
+        assert!(Arc::ptr_eq(out.column(1), input.column(2)));
+        let usage = t.column_usage(&input.schema()).unwrap().unwrap();
+        assert_eq!(usage.writes, ["x_1", "x_2", "y"]);
+        let err = t.transform(batch(&["id"])).unwrap_err();
+        assert!(
+            err.message().contains("transform `drop`: `y` matches no"),
+            "{err}"
+        );
     }
 
     #[test]
