@@ -18,6 +18,7 @@ mod columnwise;
 mod encoders;
 mod fill_null;
 mod fitting;
+mod hash_bucket;
 mod hashing;
 mod min_max;
 mod numeric;
@@ -25,6 +26,7 @@ mod one_hot;
 mod ordinal;
 mod rename;
 mod select;
+mod split;
 mod standardize;
 mod stats;
 #[cfg(test)]
@@ -85,6 +87,18 @@ fn plugin() -> Plugin {
             "encodes categories as int32 positions in their sorted list (scikit-learn OrdinalEncoder; fitted)",
             ordinal::keys(),
             ordinal::from_config,
+        )
+        .transform(
+            "hash_bucket",
+            "maps string or integer values to N buckets by a pinned hash (MurmurHash3_x86_32)",
+            hash_bucket::keys(),
+            hash_bucket::from_config,
+        )
+        .transform(
+            "split",
+            "assigns rows to train/validation/test parts by a pinned hash of a key column",
+            split::keys(),
+            split::Split::from_config,
         )
         .transform(
             "standardize",
