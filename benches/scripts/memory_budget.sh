@@ -15,13 +15,13 @@ rows=${1:-30000000}
 budget=${2:-512MiB}
 [ -f "$shared/bench/gen_data.py" ] || { echo "cannot find $shared/bench/gen_data.py (set MLPIPE_SHARED)" >&2; exit 2; }
 cd "$root"
-venv=target/bench-venv
-data=target/bench-data
+venv=${MLPIPE_BENCH_VENV:-target/bench-venv}
+data=${MLPIPE_BENCH_DATA:-target/bench-data}
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q -r "$shared/bench/requirements.txt"
 fi
-input="$data/tab_${rows}.parquet"
+input=$(realpath -m "$data/tab_${rows}.parquet")
 [ -f "$input" ] || "$venv/bin/python" "$shared/bench/gen_data.py" "$rows" --formats parquet --out "$data"
 cargo build --release --quiet
 output=target/bench-budget-out.parquet
@@ -32,7 +32,7 @@ memory_budget = "$budget"
 
 [source]
 type = "parquet"
-path = "$root/$input"
+path = "$input"
 
 [[transform]]
 type = "select"

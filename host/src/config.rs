@@ -79,6 +79,12 @@ pub struct PipelineConfig {
     pub transforms: Vec<ComponentSpec>,
     /// `[sink]`.
     pub sink: ComponentSpec,
+    /// `[quarantine]`: the sink that receives rows transforms set aside (e.g. rows that
+    /// failed `validate`), when the pipeline has one.
+    pub quarantine: Option<ComponentSpec>,
+    /// `[pipeline.kernels]`: the implementation chosen for a kernel name, as a spec whose
+    /// key is `pipeline.kernels.<name>`; names not listed get the default.
+    pub kernels: Vec<ComponentSpec>,
 }
 
 impl PipelineConfig {
@@ -109,15 +115,30 @@ impl PipelineConfig {
             overridden.insert(apply_override(&mut table, assignment).map_err(&error)?);
         }
         for key in table.keys() {
-            if !["pipeline", "source", "transform", "sink"].contains(&key.as_str()) {
+            if !["pipeline", "source", "transform", "sink", "quarantine"].contains(&key.as_str()) {
                 return Err(error(format!(
-                    "unknown top-level key `{key}`; a pipeline has [pipeline], [source], [[transform]] and [sink]"
+                    "unknown top-level key `{key}`; a pipeline has [pipeline], [source], [[transform]], [sink] and [quarantine]"
                 )));
             }
         }
-        let settings = match table.get("pipeline") {
-            None => Settings::default(),
-            Some(Value::Table(pipeline)) => parse_settings(pipeline).map_err(&error)?,
+        let (settings, kernels) = match table.get("pipeline") {
+            None => (Settings::default(), Vec::new()),
+            Some(Value::Table(pipeline)) => {
+                let mut pipeline = pipeline.clone();
+                let kernels = match pipeline.remove("kernels") {
+                    None => Vec::new(),
+                    Some(Value::Table(kernels)) => {
+                        parse_kernels(&kernels, &overridden).map_err(&error)?
+                    }
+                    Some(other) => {
+                        return Err(error(format!(
+                            "`pipeline.kernels` must be a table of kernel choices, e.g. \
+                             kernels = {{ standardize_f64 = \"myplugin/standardize_f64\" }}, not {other}"
+                        )));
+                    }
+                };
+                (parse_settings(&pipeline).map_err(&error)?, kernels)
+            }
             Some(_) => return Err(error("`pipeline` must be a table: [pipeline]".into())),
         };
         let component = |key: &str, value: Option<&Value>| -> Result<ComponentSpec, HostError> {
@@ -131,6 +152,10 @@ impl PipelineConfig {
         };
         let source = component("source", table.get("source"))?;
         let sink = component("sink", table.get("sink"))?;
+        let quarantine = table
+            .get("quarantine")
+            .map(|value| component("quarantine", Some(value)))
+            .transpose()?;
         let transforms = match table.get("transform") {
             None => Vec::new(),
             Some(Value::Array(items)) => items
@@ -151,6 +176,8 @@ impl PipelineConfig {
             source,
             transforms,
             sink,
+            quarantine,
+            kernels,
         })
     }
 
@@ -201,12 +228,38 @@ fn parse_settings(pipeline: &Table) -> Result<Settings, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown key `pipeline.{other}`; [pipeline] accepts batch_rows, memory_budget, workers and ordered"
+                    "unknown key `pipeline.{other}`; [pipeline] accepts batch_rows, memory_budget, workers, ordered and kernels"
                 ));
             }
         }
     }
     Ok(settings)
+}
+
+/// `[pipeline.kernels]`: each entry is `name = "plugin/kernel"` or
+/// `name = { type = "plugin/kernel", key = value, ... }`.
+fn parse_kernels(
+    kernels: &Table,
+    overridden: &BTreeSet<String>,
+) -> Result<Vec<ComponentSpec>, String> {
+    kernels
+        .iter()
+        .map(|(name, choice)| {
+            let key = format!("pipeline.kernels.{name}");
+            match choice {
+                Value::String(type_name) => Ok(ComponentSpec {
+                    key,
+                    type_name: type_name.clone(),
+                    config: serde_json::Value::Object(serde_json::Map::new()),
+                    overridden: BTreeSet::new(),
+                }),
+                Value::Table(table) => component_spec(&key, table, overridden),
+                other => Err(format!(
+                    "`{key}` must name a kernel (\"plugin/kernel\") or be a table with a `type`, not {other}"
+                )),
+            }
+        })
+        .collect()
 }
 
 fn component_spec(

@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use mlpipe_host::pipeline::{Pipeline, RunControl, Stage};
+//! use mlpipe_host::pipeline::{Pipeline, RunControl, SourceStage, Stage};
 //! use mlpipe_host::registry::ComponentLabel;
 //! use mlpipe_host::config::Settings;
 //! use mlpipe_plugin_api::arrow::array::{Int64Array, RecordBatch};
@@ -30,12 +30,9 @@
 //! }
 //!
 //! let label = |stage: &str| ComponentLabel { stage: stage.into(), component: stage.into(), plugin: None };
-//! let pipeline = Pipeline {
-//!     settings: Settings::default(),
-//!     source: Stage { label: label("source"), component: Box::new(Numbers { left: 3 }) },
-//!     transforms: vec![],
-//!     sink: Stage { label: label("sink"), component: Box::new(Count::default()) },
-//! };
+//! let source = SourceStage::new(label("source"), Arc::new(|| Ok(Box::new(Numbers { left: 3 }) as _)));
+//! let sink = Stage { label: label("sink"), component: Box::new(Count::default()) as _ };
+//! let pipeline = Pipeline::new(Settings::default(), source, vec![], sink);
 //! let (report, result) = pipeline.run(&RunControl::default(), |_progress| {});
 //! result.unwrap();
 //! assert_eq!(report.rows_written, 3);

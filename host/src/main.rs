@@ -12,7 +12,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mlpipe_host::config::PipelineConfig;
 use mlpipe_host::error::HostError;
 use mlpipe_host::loader::PluginSearch;
-use mlpipe_host::pipeline::metrics::Report;
+use mlpipe_host::pipeline::fit::FitStats;
+use mlpipe_host::pipeline::metrics::{PassReport, Report};
 use mlpipe_host::pipeline::{Pipeline, Progress, RunControl};
 use mlpipe_host::registry::{PluginEntry, Registry};
 use mlpipe_host::serve::MetricsServer;
@@ -56,6 +57,21 @@ enum Command {
         /// Serve live metrics in the Prometheus text format at ADDR (e.g. 127.0.0.1:9898) while the run lasts.
         #[arg(long, value_name = "ADDR")]
         metrics_addr: Option<SocketAddr>,
+        /// Apply the fitted parameters in FILE (written by `mlpipe-host fit`) instead of fitting.
+        #[arg(long, value_name = "FILE")]
+        stats: Option<PathBuf>,
+    },
+    /// Fit the transforms that learn from the data (means, vocabularies, quantiles) and save
+    /// what they learned, without writing any output.
+    #[command(after_help = format!(
+        "Examples:\n  mlpipe-host fit examples/tabular-prep.toml -o stats.json\n  mlpipe-host run examples/tabular-prep.toml --stats stats.json\n\nA plain `run` fits first when a transform needs it; `fit` + `run --stats` applies the same parameters to other data (training and serving alike).\n\n{EXIT_CODES}"
+    ))]
+    Fit {
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// Where to write the fitted parameters (JSON).
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
     },
     /// Check a pipeline file and its components without reading any data.
     #[command(after_help = format!("Example:\n  mlpipe-host validate examples/quickstart.toml\n\n{EXIT_CODES}"))]
@@ -110,10 +126,23 @@ fn run(cli: &Cli) -> Result<(), HostError> {
             pipeline: args,
             metrics_json,
             metrics_addr,
+            stats,
+        } => {
+            let config = PipelineConfig::load(&args.pipeline, &args.set)?;
+            let mut pipeline = Pipeline::from_config(&config, &registry)?;
+            if let Some(path) = stats {
+                let stats = FitStats::load(path).map_err(HostError::Plugin)?;
+                pipeline.load_stats(&stats)?;
+            }
+            run_pipeline(pipeline, cli.quiet, metrics_json.as_deref(), *metrics_addr)
+        }
+        Command::Fit {
+            pipeline: args,
+            output,
         } => {
             let config = PipelineConfig::load(&args.pipeline, &args.set)?;
             let pipeline = Pipeline::from_config(&config, &registry)?;
-            run_pipeline(pipeline, cli.quiet, metrics_json.as_deref(), *metrics_addr)
+            fit_pipeline(pipeline, cli.quiet, output)
         }
         Command::Validate(args) => {
             let config = PipelineConfig::load(&args.pipeline, &args.set)?;
@@ -162,12 +191,7 @@ fn run_pipeline(
     metrics_addr: Option<SocketAddr>,
 ) -> Result<(), HostError> {
     let control = RunControl::default();
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while the first is being handled ends the process at once.
-        signal_hook::flag::register_conditional_shutdown(signal, 130, control.cancel.clone())
-            .and_then(|_| signal_hook::flag::register(signal, control.cancel.clone()))
-            .map_err(|e| HostError::Plugin(format!("cannot install the signal handler: {e}")))?;
-    }
+    install_signal_handlers(&control)?;
     let server = metrics_addr
         .map(|address| {
             MetricsServer::start(
@@ -199,6 +223,52 @@ fn run_pipeline(
     Ok(result?)
 }
 
+fn install_signal_handlers(control: &RunControl) -> Result<(), HostError> {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while the first is being handled ends the process at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, control.cancel.clone())
+            .and_then(|_| signal_hook::flag::register(signal, control.cancel.clone()))
+            .map_err(|e| HostError::Plugin(format!("cannot install the signal handler: {e}")))?;
+    }
+    Ok(())
+}
+
+fn fit_pipeline(mut pipeline: Pipeline, quiet: bool, output: &Path) -> Result<(), HostError> {
+    let control = RunControl::default();
+    install_signal_handlers(&control)?;
+    let bar = progress_bar(!quiet && std::io::stderr().is_terminal());
+    let (passes, result) = pipeline.fit(&control, |p| update(&bar, p));
+    bar.finish_and_clear();
+    result?;
+    let stats = pipeline.stats(&passes);
+    stats.save(output).map_err(HostError::Plugin)?;
+    if !quiet {
+        eprintln!(
+            "fitted {} stage(s) in {} pass(es); parameters written to {}",
+            stats.stages.len(),
+            passes.len(),
+            output.display()
+        );
+        eprint!("{}", fit_summary(&passes));
+    }
+    Ok(())
+}
+
+fn fit_summary(passes: &[PassReport]) -> String {
+    passes
+        .iter()
+        .map(|p| {
+            format!(
+                "  {:<7} read {} rows in {:.2} s, fitted {}\n",
+                p.pass,
+                p.rows_read,
+                p.elapsed_seconds,
+                p.fitted.join(", ")
+            )
+        })
+        .collect()
+}
+
 fn write_report(path: &Path, report: &Report) -> Result<(), HostError> {
     let fail = |e: String| HostError::Plugin(format!("--metrics-json {}: {e}", path.display()));
     let json = serde_json::to_string_pretty(report).map_err(|e| fail(e.to_string()))?;
@@ -228,7 +298,7 @@ fn update(bar: &ProgressBar, progress: &Progress) {
         bar.set_length(total);
     }
     bar.set_position(progress.rows);
-    bar.set_message(human_bytes(progress.bytes));
+    bar.set_message(format!("{} {}", progress.pass, human_bytes(progress.bytes)));
 }
 
 fn plugin_table(plugins: &[PluginEntry]) -> String {
@@ -277,6 +347,9 @@ fn describe_component(c: &ComponentInfo) -> String {
     let mut out = format!("\n{} {}: {}\n", c.kind, c.name, c.description);
     if let Some(signature) = &c.signature {
         out += &format!("  signature: {signature}\n");
+    }
+    if c.stateless {
+        out += "  stateless: one instance serves every worker\n";
     }
     if c.config.is_empty() {
         out += "  (no config keys)\n";
@@ -334,6 +407,16 @@ fn summary(report: &Report, outcome: &str, stage: &str, component: &str) -> Stri
         report.pool_allocated
     );
     out += &format!("  bottleneck: {}", report.bottleneck);
+    if !report.fit_passes.is_empty() {
+        out += &format!(
+            "\n  fitted first, in {} pass(es):\n",
+            report.fit_passes.len()
+        );
+        out += fit_summary(&report.fit_passes).trim_end();
+    }
+    for c in &report.counters {
+        out += &format!("\n  {} `{}`: {} {}", c.stage, c.component, c.name, c.value);
+    }
     out
 }
 

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mlpipe_plugin_api::ffi::PluginLibrary;
+use mlpipe_plugin_api::ffi::{BorrowedKernel, FfiKernel, FfiKernelRef, PluginLibrary};
 use mlpipe_plugin_api::{
-    ComponentInfo, ComponentKind, ConfigType, Kernel, Manifest, Plugin, Sink, Source, Transform,
+    ComponentInfo, ComponentKind, ConfigType, Kernels, Manifest, Plugin, Sink, Source, Transform,
 };
 
 use mlpipe_plugin_api::Result as ApiResult;
@@ -14,7 +14,7 @@ use mlpipe_plugin_api::Result as ApiResult;
 use crate::config::ComponentSpec;
 use crate::error::HostError;
 use crate::loader::{self, PluginSearch};
-use crate::pipeline::TransformFactory;
+use crate::pipeline::{SourceFactory, SourceStage, TransformFactory, TransformStage};
 
 /// Where a plugin's components come from.
 #[derive(Debug)]
@@ -45,10 +45,17 @@ impl Provider {
         &self,
         name: &str,
         config: &serde_json::Value,
+        kernels: &[(String, FfiKernelRef)],
     ) -> ApiResult<Box<dyn Transform>> {
         match self {
-            Provider::Library { library, .. } => library.create_transform(name, config),
-            Provider::InProcess(plugin) => plugin.create_transform(name, config),
+            Provider::Library { library, .. } => library.create_transform(name, config, kernels),
+            Provider::InProcess(plugin) => {
+                let mut lent = Kernels::default();
+                for (name, kernel) in kernels {
+                    lent.insert(name.as_str(), Arc::new(BorrowedKernel::new(*kernel)));
+                }
+                plugin.create_transform_with_kernels(name, config, lent)
+            }
         }
     }
 
@@ -59,10 +66,25 @@ impl Provider {
         }
     }
 
-    fn create_kernel(&self, name: &str, config: &serde_json::Value) -> ApiResult<Box<dyn Kernel>> {
+    fn create_kernel(&self, name: &str, config: &serde_json::Value) -> ApiResult<FfiKernel> {
         match self {
             Provider::Library { library, .. } => library.create_kernel(name, config),
-            Provider::InProcess(plugin) => plugin.create_kernel(name, config),
+            Provider::InProcess(plugin) => {
+                plugin.create_kernel(name, config).map(FfiKernel::export)
+            }
+        }
+    }
+
+    /// Whether this is one of the standard plugins (whose library names start with
+    /// `libmlpipe_plugin_`): they win ties between kernels of the same name.
+    fn is_standard(&self) -> bool {
+        match self {
+            Provider::Library { path, .. } => path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix(std::env::consts::DLL_PREFIX))
+                .is_some_and(|n| n.starts_with(loader::STANDARD_STEM)),
+            Provider::InProcess(_) => false,
         }
     }
 }
@@ -86,6 +108,21 @@ pub struct ComponentLabel {
     /// The plugin providing it.
     pub plugin: Option<String>,
 }
+
+impl ComponentLabel {
+    /// A part of the host itself (the worker pool, a fit pass), for messages.
+    pub fn host(component: &str) -> ComponentLabel {
+        ComponentLabel {
+            stage: "pipeline".to_string(),
+            component: component.to_string(),
+            plugin: None,
+        }
+    }
+}
+
+/// The kernels a pipeline resolved: each name with the implementation chosen for it.
+#[derive(Debug, Clone, Default)]
+pub struct KernelChoice(pub Arc<Vec<(String, FfiKernelRef)>>);
 
 /// The plugins the host knows.
 #[derive(Debug, Default, Clone)]
@@ -307,36 +344,52 @@ impl Registry {
         )
     }
 
-    /// Creates the transform a stage names.
-    pub fn create_transform(
+    /// The source stage a pipeline's `[source]` names: an instance made now (so that a
+    /// config the plugin itself rejects is reported before the run starts, and used by the
+    /// first pass) and a factory for the passes after it.
+    pub fn source_stage(
         &self,
         spec: &ComponentSpec,
         file: &Path,
         base_dir: &Path,
-    ) -> Result<(ComponentLabel, Box<dyn Transform>), HostError> {
-        self.create(
+    ) -> Result<SourceStage, HostError> {
+        let (label, first) = self.create_source(spec, file, base_dir)?;
+        let (_, provider, config) = self.prepare(ComponentKind::Source, spec, file, base_dir)?;
+        let (provider, name, made_with) =
+            (provider.clone(), label.component.clone(), config.clone());
+        let factory: SourceFactory = Arc::new(move || provider.create_source(&name, &made_with));
+        let mut stage = SourceStage::new(label, factory);
+        stage.config = config;
+        stage.ready = Some(first);
+        Ok(stage)
+    }
+
+    /// The transform stage a `[[transform]]` names, with a factory: the engine makes one
+    /// instance per worker. One instance is made here, so that a config the plugin itself
+    /// rejects is reported before the run starts.
+    pub fn transform_stage(
+        &self,
+        spec: &ComponentSpec,
+        file: &Path,
+        base_dir: &Path,
+        kernels: &KernelChoice,
+    ) -> Result<TransformStage, HostError> {
+        let kernels = kernels.clone();
+        let (label, _) = self.create(
             ComponentKind::Transform,
             spec,
             file,
             base_dir,
-            Provider::create_transform,
-        )
-    }
-
-    /// A factory for the transform a stage names: the engine makes one instance per
-    /// worker. One instance is made here, so that a config the plugin itself rejects is
-    /// reported before the run starts.
-    pub fn transform_factory(
-        &self,
-        spec: &ComponentSpec,
-        file: &Path,
-        base_dir: &Path,
-    ) -> Result<(ComponentLabel, TransformFactory), HostError> {
-        let (label, _) = self.create_transform(spec, file, base_dir)?;
+            |provider, name, config| provider.create_transform(name, config, &kernels.0),
+        )?;
         let (_, provider, config) = self.prepare(ComponentKind::Transform, spec, file, base_dir)?;
-        let (provider, name) = (provider.clone(), label.component.clone());
-        let factory: TransformFactory = Arc::new(move || provider.create_transform(&name, &config));
-        Ok((label, factory))
+        let (provider, name, made_with) =
+            (provider.clone(), label.component.clone(), config.clone());
+        let factory: TransformFactory =
+            Arc::new(move || provider.create_transform(&name, &made_with, &kernels.0));
+        let mut stage = TransformStage::new(label, factory);
+        stage.config = config;
+        Ok(stage)
     }
 
     /// Creates the sink a stage names.
@@ -355,20 +408,84 @@ impl Registry {
         )
     }
 
-    /// Creates the kernel a stage names.
-    pub fn create_kernel(
+    /// The kernels a pipeline uses, by name: every kernel any plugin provides, each served
+    /// by the implementation `choices` (`[pipeline.kernels]`) names, or else by its only
+    /// provider, or else by the standard plugin among its providers. Kernels are created
+    /// once and live until the process exits (plugins hold references to them).
+    pub fn kernels(
         &self,
-        spec: &ComponentSpec,
+        choices: &[ComponentSpec],
         file: &Path,
-        base_dir: &Path,
-    ) -> Result<(ComponentLabel, Box<dyn Kernel>), HostError> {
-        self.create(
-            ComponentKind::Kernel,
-            spec,
-            file,
-            base_dir,
-            Provider::create_kernel,
-        )
+    ) -> Result<KernelChoice, HostError> {
+        let mut names: Vec<&str> = self
+            .providers
+            .iter()
+            .flat_map(|(m, _)| m.components.iter())
+            .filter(|c| c.kind == ComponentKind::Kernel)
+            .map(|c| c.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        for choice in choices {
+            let name = choice.key.trim_start_matches("pipeline.kernels.");
+            if !names.contains(&name) {
+                return Err(HostError::Component(format!(
+                    "{}: [{}]: no plugin provides a kernel named `{name}`; loaded kernels: {}",
+                    file.display(),
+                    choice.key,
+                    names.join(", ")
+                )));
+            }
+        }
+        let mut chosen = Vec::new();
+        for name in names {
+            let key = format!("pipeline.kernels.{name}");
+            let spec = match choices.iter().find(|c| c.key == key) {
+                Some(choice) => choice.clone(),
+                None => ComponentSpec {
+                    key,
+                    type_name: self.default_kernel(name)?,
+                    config: serde_json::Value::Object(serde_json::Map::new()),
+                    overridden: Default::default(),
+                },
+            };
+            let (label, provider, config) =
+                self.prepare(ComponentKind::Kernel, &spec, file, Path::new("."))?;
+            let kernel = provider
+                .create_kernel(&label.component, &config)
+                .map_err(|e| {
+                    HostError::Component(format!(
+                        "{}: [{}] cannot create kernel `{}`: {e}",
+                        file.display(),
+                        spec.key,
+                        spec.type_name
+                    ))
+                })?;
+            chosen.push((name.to_string(), kernel.leak()));
+        }
+        Ok(KernelChoice(Arc::new(chosen)))
+    }
+
+    /// `plugin/name` of the default implementation of kernel `name`.
+    fn default_kernel(&self, name: &str) -> Result<String, HostError> {
+        let providers: Vec<&(Manifest, Arc<Provider>)> = self
+            .providers
+            .iter()
+            .filter(|(m, _)| m.component(ComponentKind::Kernel, name).is_some())
+            .collect();
+        let standard: Vec<_> = providers.iter().filter(|(_, p)| p.is_standard()).collect();
+        match (providers.as_slice(), standard.as_slice()) {
+            ([(m, _)], _) | (_, [(m, _)]) => Ok(format!("{}/{name}", m.name)),
+            _ => Err(HostError::Component(format!(
+                "kernel `{name}` is provided by {}; choose one in the pipeline file: \
+                 [pipeline.kernels] {name} = \"plugin/{name}\"",
+                providers
+                    .iter()
+                    .map(|(m, _)| format!("`{}/{name}`", m.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 
     /// The plugin whose name, or library path, is `name_or_path`.
@@ -386,5 +503,109 @@ fn describe(provider: &Provider) -> String {
     match provider {
         Provider::Library { path, .. } => path.display().to_string(),
         Provider::InProcess(_) => "an in-process plugin".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, AsArray, Float64Array, RecordBatch};
+    use arrow::datatypes::{Float64Type, SchemaRef};
+    use mlpipe_plugin_api::{Config, Kernel, Result};
+
+    use super::*;
+    use crate::config::PipelineConfig;
+
+    /// Multiplies float64 values by a factor.
+    struct Times(f64);
+
+    impl Kernel for Times {
+        fn call(&self, args: &[ArrayRef]) -> Result<ArrayRef> {
+            let factor = self.0;
+            let values = args[0].as_primitive::<Float64Type>();
+            Ok(Arc::new(values.unary::<_, Float64Type>(|v| v * factor)))
+        }
+    }
+
+    /// Applies the kernel `scale` to its one column.
+    struct UsesKernel(Arc<dyn Kernel>);
+
+    impl Transform for UsesKernel {
+        fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+            Ok(input.clone())
+        }
+
+        fn transform(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+            let scaled = self.0.call(&[batch.column(0).clone()])?;
+            Ok(RecordBatch::try_new(batch.schema(), vec![scaled])?)
+        }
+    }
+
+    fn registry() -> Registry {
+        let signature = "(float64) -> float64";
+        let mut registry = Registry::new();
+        let standard = Plugin::new("std", "1.0.0")
+            .kernel("scale", "doubles", signature, [], |_| Ok(Times(2.0)))
+            .transform("apply", "applies `scale`", [], |config: &Config| {
+                Ok(UsesKernel(config.kernel("scale")?))
+            });
+        let faster =
+            Plugin::new("faster", "1.0.0")
+                .kernel("scale", "triples", signature, [], |_| Ok(Times(3.0)));
+        registry.add_in_process(standard).unwrap();
+        registry.add_in_process(faster).unwrap();
+        registry
+    }
+
+    fn scaled_by(pipeline: &str) -> std::result::Result<f64, String> {
+        let config =
+            PipelineConfig::parse(Path::new("p.toml"), pipeline, &[]).map_err(|e| e.to_string())?;
+        let registry = registry();
+        let kernels = registry
+            .kernels(&config.kernels, &config.file)
+            .map_err(|e| e.to_string())?;
+        let stage = registry
+            .transform_stage(
+                &config.transforms[0],
+                &config.file,
+                Path::new("."),
+                &kernels,
+            )
+            .map_err(|e| e.to_string())?;
+        let mut transform = (stage.factory)().map_err(|e| e.to_string())?;
+        let batch = RecordBatch::try_from_iter([(
+            "x",
+            Arc::new(Float64Array::from(vec![1.0])) as ArrayRef,
+        )])
+        .unwrap();
+        let out = transform.transform(batch).map_err(|e| e.to_string())?;
+        Ok(out.column(0).as_primitive::<Float64Type>().value(0))
+    }
+
+    const STAGES: &str =
+        "[source]\ntype = \"s\"\n[sink]\ntype = \"k\"\n[[transform]]\ntype = \"apply\"\n";
+
+    #[test]
+    fn a_kernel_chosen_in_the_pipeline_replaces_the_default() {
+        let chosen = format!("[pipeline.kernels]\nscale = \"faster/scale\"\n{STAGES}");
+        assert_eq!(scaled_by(&chosen), Ok(3.0));
+        let table = format!("[pipeline.kernels]\nscale = {{ type = \"std/scale\" }}\n{STAGES}");
+        assert_eq!(scaled_by(&table), Ok(2.0));
+    }
+
+    #[test]
+    fn two_providers_and_no_choice_is_an_error_that_says_how_to_choose() {
+        let error = scaled_by(STAGES).unwrap_err();
+        assert!(
+            error.contains("[pipeline.kernels] scale = \"plugin/scale\""),
+            "{error}"
+        );
+        let unknown = format!("[pipeline.kernels]\nnope = \"std/nope\"\n{STAGES}");
+        let error = scaled_by(&unknown).unwrap_err();
+        assert!(
+            error.contains("no plugin provides a kernel named `nope`"),
+            "{error}"
+        );
     }
 }

@@ -54,6 +54,7 @@ pub mod ffi;
 pub mod files;
 mod manifest;
 mod plugin;
+pub mod predicate;
 mod traits;
 
 pub use arrow;
@@ -62,10 +63,12 @@ pub use arrow::datatypes::SchemaRef;
 
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::manifest::{
-    ComponentInfo, ComponentKind, Config, ConfigKey, ConfigType, Manifest, parse_byte_size,
+    ComponentInfo, ComponentKind, Config, ConfigKey, ConfigType, Kernels, Manifest, parse_byte_size,
 };
 pub use crate::plugin::Plugin;
-pub use crate::traits::{ColumnUsage, Counters, Kernel, Sink, Source, Transform};
+pub use crate::traits::{
+    ColumnUsage, Counters, Kernel, Sink, Source, StatelessTransform, Transform,
+};
 
 /// The version of this crate, which is the plugin API version a plugin declares.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,12 +5,15 @@
 //! component's config against the declared keys before any plugin code runs, and the
 //! plugin side validates again, so a component never sees a config it did not declare.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::traits::Kernel;
 
 /// The kinds of component a plugin can export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -215,6 +218,9 @@ pub struct ComponentInfo {
     /// For kernels: the signature, e.g. `(float64, float64) -> float64`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// For transforms: stateless and `Sync`, so one instance serves every worker.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stateless: bool,
 }
 
 impl ComponentInfo {
@@ -230,6 +236,7 @@ impl ComponentInfo {
             description: description.into(),
             config: Vec::new(),
             signature: None,
+            stateless: false,
         }
     }
 
@@ -292,14 +299,19 @@ impl ComponentInfo {
                 filled.insert(key.name.clone(), default.clone());
             }
         }
-        Ok(Config { values: filled })
+        Ok(Config {
+            values: filled,
+            kernels: Kernels::default(),
+        })
     }
 }
 
-/// A component's config after validation, with defaults filled in.
+/// A component's config after validation, with defaults filled in, and the kernels the
+/// host chose for the pipeline.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     values: Map<String, Value>,
+    kernels: Kernels,
 }
 
 impl Config {
@@ -343,6 +355,67 @@ impl Config {
     /// The raw values.
     pub fn values(&self) -> &Map<String, Value> {
         &self.values
+    }
+
+    /// The kernel registered under `name`: the implementation the pipeline chose (by
+    /// default the standard `simd` plugin's; `[pipeline.kernels]` picks another). Look
+    /// kernels up when the component is created and keep them.
+    pub fn kernel(&self, name: &str) -> Result<Arc<dyn Kernel>> {
+        self.kernels.get(name).ok_or_else(|| {
+            let loaded: Vec<&str> = self.kernels.names().collect();
+            Error::config(format!(
+                "no kernel named `{name}` is loaded (loaded: {}); the standard `simd` plugin \
+                 provides the standard kernels: check that it sits beside mlpipe-host or is \
+                 given with --plugin",
+                if loaded.is_empty() {
+                    "none".to_string()
+                } else {
+                    loaded.join(", ")
+                }
+            ))
+        })
+    }
+
+    /// The same config with the given kernels (the plugin glue sets them).
+    pub(crate) fn with_kernels(mut self, kernels: Kernels) -> Config {
+        self.kernels = kernels;
+        self
+    }
+}
+
+/// The kernels a pipeline resolved, by name: what [`Config::kernel`] looks up.
+#[derive(Clone, Default)]
+pub struct Kernels {
+    by_name: BTreeMap<String, Arc<dyn Kernel>>,
+}
+
+impl Kernels {
+    /// Registers `kernel` under `name` (replacing an earlier one of that name).
+    pub fn insert(&mut self, name: impl Into<String>, kernel: Arc<dyn Kernel>) {
+        self.by_name.insert(name.into(), kernel);
+    }
+
+    /// The kernel registered under `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Kernel>> {
+        self.by_name.get(name).cloned()
+    }
+
+    /// The registered names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.by_name.keys().map(String::as_str)
+    }
+}
+
+impl fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+/// Two sets are equal when they register the same names (kernels have no equality).
+impl PartialEq for Kernels {
+    fn eq(&self, other: &Kernels) -> bool {
+        self.names().eq(other.names())
     }
 }
 

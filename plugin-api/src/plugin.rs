@@ -1,11 +1,16 @@
 //! The plugin definition an author builds: its name, version and components, each with
 //! a manifest entry and a constructor from a validated [`Config`].
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 
 use crate::error::{Error, Result};
-use crate::manifest::{ComponentInfo, ComponentKind, Config, ConfigKey, Manifest};
-use crate::traits::{Kernel, Sink, Source, Transform};
+use crate::manifest::{ComponentInfo, ComponentKind, Config, ConfigKey, Kernels, Manifest};
+use crate::traits::{ColumnUsage, Kernel, Sink, Source, StatelessTransform, Transform};
 
 type Make<T> = Box<dyn Fn(&Config) -> Result<Box<T>> + Send + Sync>;
 
@@ -19,6 +24,23 @@ enum Constructor {
 struct Component {
     info: ComponentInfo,
     make: Constructor,
+}
+
+/// A worker's handle on the one instance of a stateless transform.
+struct Shared<T>(Arc<T>);
+
+impl<T: StatelessTransform> Transform for Shared<T> {
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+        self.0.output_schema(input)
+    }
+
+    fn transform(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        self.0.transform(batch)
+    }
+
+    fn column_usage(&self, input: &SchemaRef) -> Result<Option<ColumnUsage>> {
+        self.0.column_usage(input)
+    }
 }
 
 /// A plugin: what [`export_plugin!`](crate::export_plugin) exports from a `cdylib`, and
@@ -101,6 +123,37 @@ impl Plugin {
         self.add(ComponentKind::Transform, name, description, keys, make)
     }
 
+    /// Adds a stateless transform: the first instance built from a config serves every
+    /// worker (and every later pass) of a pipeline with that config, called from several
+    /// threads at once.
+    pub fn stateless_transform<T: StatelessTransform + 'static>(
+        self,
+        name: &str,
+        description: &str,
+        keys: impl IntoIterator<Item = ConfigKey>,
+        make: impl Fn(&Config) -> Result<T> + Send + Sync + 'static,
+    ) -> Plugin {
+        let shared: Mutex<HashMap<String, Arc<T>>> = Mutex::default();
+        let make = Constructor::Transform(Box::new(move |config| {
+            let key = serde_json::Value::Object(config.values().clone()).to_string();
+            let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+            let instance = match shared.get(&key) {
+                Some(instance) => instance.clone(),
+                None => {
+                    let instance = Arc::new(make(config)?);
+                    shared.insert(key, instance.clone());
+                    instance
+                }
+            };
+            Ok(Box::new(Shared(instance)))
+        }));
+        let mut plugin = self.add(ComponentKind::Transform, name, description, keys, make);
+        if let Some(component) = plugin.components.last_mut() {
+            component.info.stateless = true;
+        }
+        plugin
+    }
+
     /// Adds a sink built by `make` from its validated config.
     pub fn sink<S: Sink + 'static>(
         self,
@@ -157,6 +210,7 @@ impl Plugin {
         kind: ComponentKind,
         name: &str,
         config: &serde_json::Value,
+        kernels: Kernels,
         pick: fn(&Constructor) -> Option<&Make<T>>,
     ) -> Result<Box<T>> {
         let component = self
@@ -169,7 +223,7 @@ impl Plugin {
                     self.name
                 ))
             })?;
-        let config = component.info.validate(config)?;
+        let config = component.info.validate(config)?.with_kernels(kernels);
         let make = pick(&component.make).ok_or_else(|| {
             Error::internal(format!("{kind} `{name}` has a constructor of another kind"))
         })?;
@@ -178,10 +232,16 @@ impl Plugin {
 
     /// Creates a source from its config (validated against the manifest first).
     pub fn create_source(&self, name: &str, config: &serde_json::Value) -> Result<Box<dyn Source>> {
-        self.create(ComponentKind::Source, name, config, |c| match c {
-            Constructor::Source(make) => Some(make),
-            _ => None,
-        })
+        self.create(
+            ComponentKind::Source,
+            name,
+            config,
+            Kernels::default(),
+            |c| match c {
+                Constructor::Source(make) => Some(make),
+                _ => None,
+            },
+        )
     }
 
     /// Creates a transform from its config (validated against the manifest first).
@@ -190,25 +250,89 @@ impl Plugin {
         name: &str,
         config: &serde_json::Value,
     ) -> Result<Box<dyn Transform>> {
-        self.create(ComponentKind::Transform, name, config, |c| match c {
-            Constructor::Transform(make) => Some(make),
-            _ => None,
-        })
+        self.create_transform_with_kernels(name, config, Kernels::default())
+    }
+
+    /// Creates a transform that finds `kernels` through [`Config::kernel`].
+    pub fn create_transform_with_kernels(
+        &self,
+        name: &str,
+        config: &serde_json::Value,
+        kernels: Kernels,
+    ) -> Result<Box<dyn Transform>> {
+        self.create(
+            ComponentKind::Transform,
+            name,
+            config,
+            kernels,
+            |c| match c {
+                Constructor::Transform(make) => Some(make),
+                _ => None,
+            },
+        )
     }
 
     /// Creates a sink from its config (validated against the manifest first).
     pub fn create_sink(&self, name: &str, config: &serde_json::Value) -> Result<Box<dyn Sink>> {
-        self.create(ComponentKind::Sink, name, config, |c| match c {
-            Constructor::Sink(make) => Some(make),
-            _ => None,
-        })
+        self.create(
+            ComponentKind::Sink,
+            name,
+            config,
+            Kernels::default(),
+            |c| match c {
+                Constructor::Sink(make) => Some(make),
+                _ => None,
+            },
+        )
     }
 
     /// Creates a kernel from its config (validated against the manifest first).
     pub fn create_kernel(&self, name: &str, config: &serde_json::Value) -> Result<Box<dyn Kernel>> {
-        self.create(ComponentKind::Kernel, name, config, |c| match c {
-            Constructor::Kernel(make) => Some(make),
-            _ => None,
-        })
+        self.create(
+            ComponentKind::Kernel,
+            name,
+            config,
+            Kernels::default(),
+            |c| match c {
+                Constructor::Kernel(make) => Some(make),
+                _ => None,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    static MADE: AtomicUsize = AtomicUsize::new(0);
+
+    struct Identity;
+
+    impl StatelessTransform for Identity {
+        fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+            Ok(input.clone())
+        }
+
+        fn transform(&self, batch: RecordBatch) -> Result<RecordBatch> {
+            Ok(batch)
+        }
+    }
+
+    #[test]
+    fn a_stateless_transform_is_made_once_per_config_and_shared() {
+        let plugin = Plugin::new("p", "1.0.0").stateless_transform("id", "same", [], |_| {
+            MADE.fetch_add(1, Ordering::SeqCst);
+            Ok(Identity)
+        });
+        assert!(plugin.manifest().components[0].stateless);
+        let config = serde_json::json!({});
+        let workers: Vec<_> = (0..4)
+            .map(|_| plugin.create_transform("id", &config).unwrap())
+            .collect();
+        assert_eq!(workers.len(), 4);
+        assert_eq!(MADE.load(Ordering::SeqCst), 1);
     }
 }

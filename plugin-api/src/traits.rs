@@ -95,6 +95,21 @@ pub trait Transform: Send {
         Vec::new()
     }
 
+    /// The schema of the rows this transform sets aside (rows that failed validation, with
+    /// the rule they broke) for inputs of schema `input`; `None` (the default) when it sets
+    /// none aside. The host then requires a `[quarantine]` sink in the pipeline.
+    fn quarantine_schema(&self, input: &SchemaRef) -> Result<Option<SchemaRef>> {
+        let _ = input;
+        Ok(None)
+    }
+
+    /// The rows set aside since the last call, of the schema
+    /// [`quarantine_schema`](Transform::quarantine_schema) declared; the host calls it after
+    /// every batch and writes them to the `[quarantine]` sink.
+    fn take_quarantined(&mut self) -> Result<Option<RecordBatch>> {
+        Ok(None)
+    }
+
     /// The columns this transform reads and writes for inputs of schema `input`; `None`
     /// (the default) means it may read and write any column.
     fn column_usage(&self, input: &SchemaRef) -> Result<Option<ColumnUsage>> {
@@ -138,6 +153,24 @@ pub trait Transform: Send {
     fn load_fit(&mut self, params: &serde_json::Value) -> Result<()> {
         let _ = params;
         Err(not_fittable())
+    }
+}
+
+/// A transform with no state between batches, safe to call from several threads at once
+/// (a projection, a cast, a row-wise formula): one instance serves every worker, instead of
+/// one instance each. Register it with
+/// [`Plugin::stateless_transform`](crate::Plugin::stateless_transform).
+pub trait StatelessTransform: Send + Sync {
+    /// The schema of the batches this transform returns for inputs of schema `input`.
+    fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef>;
+
+    /// Transforms one batch.
+    fn transform(&self, batch: RecordBatch) -> Result<RecordBatch>;
+
+    /// The columns this transform reads and writes (see [`Transform::column_usage`]).
+    fn column_usage(&self, input: &SchemaRef) -> Result<Option<ColumnUsage>> {
+        let _ = input;
+        Ok(None)
     }
 }
 

@@ -250,6 +250,36 @@ pub struct Report {
     pub realigned_buffers: u64,
     /// The stage that limited throughput, and why.
     pub bottleneck: String,
+    /// The fit passes that ran before this one (empty when nothing needed fitting).
+    pub fit_passes: Vec<PassReport>,
+    /// The named counts components reported (rows skipped, rule violations, ...).
+    pub counters: Vec<CounterReport>,
+}
+
+/// One fit pass over the data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PassReport {
+    /// `fit 1`, `fit 2`, ...
+    pub pass: String,
+    /// The stages fitted in this pass.
+    pub fitted: Vec<String>,
+    /// Rows the source produced.
+    pub rows_read: u64,
+    /// Wall time of the pass.
+    pub elapsed_seconds: f64,
+}
+
+/// A named count from a component.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CounterReport {
+    /// `source`, `transform[i]`, `sink`.
+    pub stage: String,
+    /// The component's name.
+    pub component: String,
+    /// What is counted.
+    pub name: String,
+    /// The count (for transforms, summed over the workers' instances).
+    pub value: u64,
 }
 
 impl Metrics {
@@ -273,6 +303,8 @@ impl Metrics {
             pool_allocated: load(&self.pool_allocated),
             memory_pressure_events: load(&self.pressure_events),
             realigned_buffers: mlpipe_plugin_api::ffi::realigned_buffers() as u64,
+            fit_passes: Vec::new(),
+            counters: Vec::new(),
         }
     }
 

@@ -1,39 +1,24 @@
-//! The engine: runs a pipeline on a source thread, a pool of transform workers and a sink
-//! thread, while the calling thread watches (progress, memory pressure, cancellation, the
-//! size of the worker pool).
-//!
-//! ```text
-//! source ─▶ re-batcher ─▶ [admission: memory budget] ─▶ transform queue ─▶ worker 1..N
-//!                                                                  (own transform chain each)
-//!        sink ◀─ reorder buffer ◀─ output queue ◀──────────────────────────┘
-//! ```
-//!
-//! The four buffers (the re-batcher's pending rows, the transform queue, the output queue
-//! and the reorder buffer) are bounded in batches by their channels and, together, in bytes
-//! by the [`budget`](budget::MemoryBudget): the source waits before admitting a batch that
-//! would exceed it, and nothing else ever waits on memory, so no stage can deadlock on it.
-//! The first error anywhere stops every stage; the sink is then dropped without `flush`, so
-//! a failed run leaves no output behind.
+//! The engine: builds a pipeline from its file, fits the transforms that learn from the
+//! data, then runs the pipeline. Each pass over the data runs on a source thread, a pool of
+//! transform workers and a sink thread ([`engine`]); fitting plans as few passes as the
+//! chain allows ([`fit`]).
 
 mod batcher;
 pub mod budget;
+mod engine;
+pub mod fit;
 pub mod metrics;
 mod pool;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
-use crossbeam_channel::{Receiver, Sender, bounded};
-use mlpipe_plugin_api::{Error as ComponentError, ErrorKind, Sink, Source, Transform};
+use mlpipe_plugin_api::{Error as ComponentError, Sink, Source, Transform};
 
-use self::batcher::Rebatcher;
-use self::budget::{AdmitError, Charge, MemoryBudget, available_memory, batch_bytes};
-use self::metrics::{Metrics, Report};
-use self::pool::BufferPool;
+use self::engine::{Action, Chain, Pass, fail, run_pass};
+use self::fit::{FitStats, FittedStage, Planned, STATS_FORMAT_VERSION, StageIdentity, plan_round};
+use self::metrics::{Metrics, PassReport, Report};
 use crate::config::{PipelineConfig, Settings};
 use crate::error::{HostError, RunError};
 use crate::registry::{ComponentLabel, Registry};
@@ -47,32 +32,84 @@ pub struct Stage<C> {
     pub component: C,
 }
 
-fn fail(
-    label: &ComponentLabel,
-    method: &'static str,
-    batch: Option<u64>,
-    error: ComponentError,
-) -> Box<RunError> {
-    Box::new(RunError {
-        stage: label.stage.clone(),
-        component: label.component.clone(),
-        plugin: label.plugin.clone(),
-        method,
-        batch,
-        error,
-    })
-}
+/// Makes a source; a pipeline that fits reads its input more than once.
+pub type SourceFactory = Arc<dyn Fn() -> mlpipe_plugin_api::Result<Box<dyn Source>> + Send + Sync>;
 
 /// Makes one instance of a transform; every worker gets its own.
 pub type TransformFactory =
     Arc<dyn Fn() -> mlpipe_plugin_api::Result<Box<dyn Transform>> + Send + Sync>;
 
-/// A transform stage: its label and how to make an instance for each worker.
+/// The source stage: its label, its config (kept in stats files) and how to make it.
+pub struct SourceStage {
+    /// Which stage and component this is.
+    pub label: ComponentLabel,
+    /// The component's validated config (`null` for in-process components).
+    pub config: serde_json::Value,
+    /// Makes an instance for each pass.
+    pub factory: SourceFactory,
+    /// An instance made already (when the pipeline was built), used by the first pass.
+    pub ready: Option<Box<dyn Source>>,
+}
+
+impl SourceStage {
+    /// A source stage whose instances `factory` makes.
+    pub fn new(label: ComponentLabel, factory: SourceFactory) -> SourceStage {
+        SourceStage {
+            label,
+            config: serde_json::Value::Null,
+            factory,
+            ready: None,
+        }
+    }
+
+    fn instance(&mut self) -> Result<Stage<Box<dyn Source>>, Box<RunError>> {
+        let component = match self.ready.take() {
+            Some(source) => source,
+            None => (self.factory)().map_err(|e| fail(&self.label, "create", None, e))?,
+        };
+        Ok(Stage {
+            label: self.label.clone(),
+            component,
+        })
+    }
+}
+
+impl std::fmt::Debug for SourceStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceStage")
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+/// A transform stage: its label, its config and how to make an instance for each worker.
 pub struct TransformStage {
     /// Which stage and component this is.
     pub label: ComponentLabel,
+    /// The component's validated config (`null` for in-process components).
+    pub config: serde_json::Value,
     /// Makes an instance.
     pub factory: TransformFactory,
+}
+
+impl TransformStage {
+    /// A transform stage whose instances `factory` makes.
+    pub fn new(label: ComponentLabel, factory: TransformFactory) -> TransformStage {
+        TransformStage {
+            label,
+            config: serde_json::Value::Null,
+            factory,
+        }
+    }
+
+    fn identity(&self) -> StageIdentity {
+        StageIdentity {
+            stage: self.label.stage.clone(),
+            component: self.label.component.clone(),
+            plugin: self.label.plugin.clone(),
+            config: self.config.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for TransformStage {
@@ -88,11 +125,15 @@ pub struct Pipeline {
     /// `[pipeline]` settings.
     pub settings: Settings,
     /// Where batches come from.
-    pub source: Stage<Box<dyn Source>>,
+    pub source: SourceStage,
     /// Applied in order to every batch.
     pub transforms: Vec<TransformStage>,
     /// Where batches go.
     pub sink: Stage<Box<dyn Sink>>,
+    /// Where rows that transforms set aside go (`[quarantine]`), when there is such a sink.
+    pub quarantine: Option<Stage<Box<dyn Sink>>>,
+    /// The fitted parameters of each transform stage, once known.
+    fitted: Vec<Option<serde_json::Value>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -111,137 +152,83 @@ impl std::fmt::Debug for Pipeline {
 pub struct RunControl {
     /// Set it to stop the run (SIGINT, SIGTERM); the run then fails as cancelled.
     pub cancel: Arc<AtomicBool>,
-    /// The live metrics (for a progress display or a metrics endpoint).
+    /// The live metrics of the apply pass (for a progress display or a metrics endpoint).
     pub metrics: Arc<Metrics>,
 }
 
 /// Progress, reported by the watching thread about ten times a second.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
-    /// Rows written so far.
+    /// Which pass over the data: `fit 1`, `fit 2`, …, `run`.
+    pub pass: String,
+    /// Rows read so far in this pass.
     pub rows: u64,
     /// Rows the source expects to produce in all, when it knows.
     pub total_rows: Option<u64>,
     /// Arrow bytes written so far.
     pub bytes: u64,
-    /// Time since the run started.
+    /// Time since the pass started.
     pub elapsed: Duration,
 }
 
-/// The first error of a run; later ones are consequences and are dropped.
-#[derive(Default)]
-struct FirstError {
-    slot: Mutex<Option<Box<RunError>>>,
-    failed: AtomicBool,
-}
+/// Consumes and drops every batch: the sink of a fit pass.
+struct Discard;
 
-impl FirstError {
-    fn record(&self, error: Box<RunError>) {
-        let mut slot = self
-            .slot
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if slot.is_none() {
-            *slot = Some(error);
-        }
-        self.failed.store(true, Ordering::Release);
+impl Sink for Discard {
+    fn consume(&mut self, _: arrow::array::RecordBatch) -> mlpipe_plugin_api::Result<()> {
+        Ok(())
     }
 
-    fn failed(&self) -> bool {
-        self.failed.load(Ordering::Acquire)
+    fn flush(&mut self) -> mlpipe_plugin_api::Result<()> {
+        Ok(())
     }
-
-    fn take(self) -> Option<Box<RunError>> {
-        self.slot
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// A batch in flight: its position in source order and the memory it holds.
-struct Numbered {
-    index: u64,
-    batch: RecordBatch,
-    charge: Charge,
-}
-
-/// How many transform workers may run; the watching thread adapts it.
-struct WorkerGate {
-    limit: Mutex<usize>,
-    changed: Condvar,
-}
-
-impl WorkerGate {
-    /// Waits while worker `index` is above the limit; false when `finished()` says the
-    /// worker is no longer needed (checked again on every wake-up, so a parked worker
-    /// cannot outlive its input).
-    fn wait_turn(&self, index: usize, finished: impl Fn() -> bool) -> bool {
-        let mut limit = self.limit.lock().unwrap_or_else(|p| p.into_inner());
-        while index >= *limit {
-            if finished() {
-                return false;
-            }
-            limit = self
-                .changed
-                .wait_timeout(limit, Duration::from_millis(50))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        true
-    }
-
-    fn set(&self, limit: usize) {
-        *self.limit.lock().unwrap_or_else(|p| p.into_inner()) = limit;
-        self.changed.notify_all();
-    }
-}
-
-/// Slots of component memory usage in the budget.
-const SOURCE_SLOT: usize = 0;
-const SINK_SLOT: usize = 1;
-const POOL_SLOT: usize = 2;
-const WORKER_SLOTS: usize = 3;
-
-/// Everything the stage threads share.
-struct Shared<'a> {
-    settings: &'a Settings,
-    workers: usize,
-    budget: MemoryBudget,
-    pool: BufferPool,
-    metrics: &'a Metrics,
-    errors: FirstError,
-    /// Set when the source has no more batches or the run failed: idle workers leave.
-    source_done: AtomicBool,
-    gate: WorkerGate,
-    schemas: Vec<SchemaRef>,
 }
 
 impl Pipeline {
-    /// Creates every component the pipeline file names (one instance of each transform
-    /// now, to check it can be made; the workers make their own when the run starts).
+    /// A pipeline of the given stages, none of them fitted yet.
+    pub fn new(
+        settings: Settings,
+        source: SourceStage,
+        transforms: Vec<TransformStage>,
+        sink: Stage<Box<dyn Sink>>,
+    ) -> Pipeline {
+        let fitted = vec![None; transforms.len()];
+        Pipeline {
+            settings,
+            source,
+            transforms,
+            sink,
+            quarantine: None,
+            fitted,
+        }
+    }
+
+    /// Creates every component the pipeline file names (one instance of each, to check it
+    /// can be made; each pass and each worker makes its own later).
     pub fn from_config(
         config: &PipelineConfig,
         registry: &Registry,
     ) -> Result<Pipeline, HostError> {
         let (file, base) = (config.file.as_path(), config.base_dir());
-        let (label, component) = registry.create_source(&config.source, file, &base)?;
-        let source = Stage { label, component };
+        let source = registry.source_stage(&config.source, file, &base)?;
+        let kernels = registry.kernels(&config.kernels, file)?;
         let transforms = config
             .transforms
             .iter()
-            .map(|spec| {
-                registry
-                    .transform_factory(spec, file, &base)
-                    .map(|(label, factory)| TransformStage { label, factory })
-            })
+            .map(|spec| registry.transform_stage(spec, file, &base, &kernels))
             .collect::<Result<_, _>>()?;
         let (label, component) = registry.create_sink(&config.sink, file, &base)?;
-        Ok(Pipeline {
-            settings: config.settings.clone(),
+        let mut pipeline = Pipeline::new(
+            config.settings.clone(),
             source,
             transforms,
-            sink: Stage { label, component },
-        })
+            Stage { label, component },
+        );
+        if let Some(spec) = &config.quarantine {
+            let (label, component) = registry.create_sink(spec, file, &base)?;
+            pipeline.quarantine = Some(Stage { label, component });
+        }
+        Ok(pipeline)
     }
 
     /// Checks that every component exists and accepts its config, creating none of them
@@ -257,6 +244,9 @@ impl Pipeline {
             labels.push(registry.check(ComponentKind::Transform, spec, file)?);
         }
         labels.push(registry.check(ComponentKind::Sink, &config.sink, file)?);
+        if let Some(spec) = &config.quarantine {
+            labels.push(registry.check(ComponentKind::Sink, spec, file)?);
+        }
         Ok(labels)
     }
 
@@ -268,119 +258,255 @@ impl Pipeline {
         }
     }
 
-    /// Runs the pipeline to its end. Returns the report, whatever happened, and the error
-    /// that stopped the run, if one did.
+    /// A chain of new transform instances, with the parameters fitted so far loaded.
+    fn make_chain(&self) -> Result<Chain, Box<RunError>> {
+        make_chain(&self.transforms, &self.fitted)
+    }
+
+    /// Which stages of `chain` still need fitting.
+    fn unfitted(&self, chain: &Chain) -> Vec<bool> {
+        chain
+            .iter()
+            .zip(&self.fitted)
+            .map(|(transform, params)| params.is_none() && transform.needs_fit())
+            .collect()
+    }
+
+    /// Uses fitted parameters saved by [`Pipeline::stats`] (`mlpipe-host fit`): each must
+    /// belong to a stage of this pipeline with the same component and config, and every
+    /// stage that needs fitting must have them.
+    pub fn load_stats(&mut self, stats: &FitStats) -> Result<(), Box<RunError>> {
+        let stats_error = |label: &ComponentLabel, message: String| {
+            fail(label, "load_fit", None, ComponentError::config(message))
+        };
+        for saved in &stats.stages {
+            let position = self
+                .transforms
+                .iter()
+                .position(|t| t.label.stage == saved.identity.stage);
+            let Some(position) = position else {
+                return Err(stats_error(
+                    &ComponentLabel::host("stats file"),
+                    format!(
+                        "the stats file has parameters for {}, which this pipeline does not                          have; refit with `mlpipe-host fit`",
+                        saved.identity.stage
+                    ),
+                ));
+            };
+            let stage = &self.transforms[position];
+            if stage.identity().component != saved.identity.component
+                || stage.config != saved.identity.config
+            {
+                return Err(stats_error(
+                    &stage.label,
+                    format!(
+                        "the stats file was fitted for `{}` with config {}, but the pipeline                          has `{}` with config {}; refit with `mlpipe-host fit`",
+                        saved.identity.component,
+                        saved.identity.config,
+                        stage.label.component,
+                        stage.config
+                    ),
+                ));
+            }
+            self.fitted[position] = Some(saved.params.clone());
+        }
+        let chain = self.make_chain()?;
+        let unfitted = self.unfitted(&chain);
+        if let Some(position) = unfitted.iter().position(|u| *u) {
+            return Err(stats_error(
+                &self.transforms[position].label,
+                "the stats file has no fitted parameters for this stage; refit with                  `mlpipe-host fit`"
+                    .to_string(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The fitted parameters of every fitted stage, as `mlpipe-host fit` saves them.
+    pub fn stats(&self, passes: &[PassReport]) -> FitStats {
+        FitStats {
+            format: "mlpipe-fit-stats".to_string(),
+            version: STATS_FORMAT_VERSION,
+            created_by: format!("mlpipe-host {}", env!("CARGO_PKG_VERSION")),
+            source: StageIdentity {
+                stage: self.source.label.stage.clone(),
+                component: self.source.label.component.clone(),
+                plugin: self.source.label.plugin.clone(),
+                config: self.source.config.clone(),
+            },
+            rows_per_pass: passes.iter().map(|p| p.rows_read).collect(),
+            stages: self
+                .transforms
+                .iter()
+                .zip(&self.fitted)
+                .filter_map(|(stage, params)| {
+                    params.as_ref().map(|params| FittedStage {
+                        identity: stage.identity(),
+                        params: params.clone(),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// Fits every stage that needs it, in as few passes over the data as the chain allows.
+    /// Returns a report of each pass, and the error that stopped fitting, if one did.
+    pub fn fit(
+        &mut self,
+        control: &RunControl,
+        mut on_progress: impl FnMut(&Progress),
+    ) -> (Vec<PassReport>, Result<(), Box<RunError>>) {
+        let mut passes = Vec::new();
+        loop {
+            match self.fit_round(control, &mut passes, &mut on_progress) {
+                Ok(true) => {}
+                Ok(false) => return (passes, Ok(())),
+                Err(error) => return (passes, Err(error)),
+            }
+        }
+    }
+
+    /// One fit pass: plans it, runs it (its report goes to `passes`), merges each fitted
+    /// stage's statistics over the workers. False when nothing is left to fit.
+    fn fit_round(
+        &mut self,
+        control: &RunControl,
+        passes: &mut Vec<PassReport>,
+        on_progress: &mut impl FnMut(&Progress),
+    ) -> Result<bool, Box<RunError>> {
+        let chain = self.make_chain()?;
+        let unfitted = self.unfitted(&chain);
+        if !unfitted.contains(&true) {
+            return Ok(false);
+        }
+        let source = self.source.instance()?;
+        let source_schema = source
+            .component
+            .schema()
+            .map_err(|e| fail(&source.label, "schema", None, e))?;
+        let planned: Vec<Planned<'_>> = chain
+            .iter()
+            .zip(&unfitted)
+            .map(|(transform, &unfitted)| Planned {
+                transform: transform.as_ref(),
+                unfitted,
+            })
+            .collect();
+        let (actions, schemas) =
+            plan_round(&planned, source_schema).map_err(|(position, method, error)| {
+                fail(&self.transforms[position].label, method, None, error)
+            })?;
+        drop(planned);
+        let quarantining = (0..actions.len())
+            .map(|i| {
+                Ok(actions[i] == Action::Apply
+                    && chain[i]
+                        .quarantine_schema(&schemas[i])
+                        .map_err(|e| fail(&self.transforms[i].label, "quarantine_schema", None, e))?
+                        .is_some())
+            })
+            .collect::<Result<Vec<bool>, Box<RunError>>>()?;
+        let fitting: Vec<usize> = (0..actions.len())
+            .filter(|&i| actions[i] == Action::Fit)
+            .collect();
+        let settings = Settings {
+            ordered: false,
+            ..self.settings.clone()
+        };
+        let name = format!("fit {}", passes.len() + 1);
+        let metrics = Metrics::default();
+        let (transforms, fitted) = (&self.transforms, &self.fitted);
+        let make_chain = || make_chain(transforms, fitted);
+        let pass = Pass {
+            name: name.clone(),
+            source,
+            stages: &self.transforms,
+            actions,
+            make_chain: &make_chain,
+            first_chain: chain,
+            schemas,
+            sink: Stage {
+                label: ComponentLabel::host("fit"),
+                component: Box::new(Discard),
+            },
+            quarantining,
+            quarantine: None,
+            settings: &settings,
+        };
+        let (report, outcome) =
+            run_pass(pass, self.workers(), control, &metrics, |p| on_progress(p));
+        passes.push(PassReport {
+            pass: name,
+            fitted: fitting
+                .iter()
+                .map(|&i| self.transforms[i].label.stage.clone())
+                .collect(),
+            rows_read: report.rows_read,
+            elapsed_seconds: report.elapsed_seconds,
+        });
+        let mut chains = outcome?.chains;
+        for &position in &fitting {
+            let params = merge_fit(&mut chains, position)
+                .map_err(|(method, e)| fail(&self.transforms[position].label, method, None, e))?;
+            self.fitted[position] = Some(params);
+        }
+        Ok(true)
+    }
+
+    /// Runs the pipeline to its end: fits first what still needs fitting, then applies
+    /// every stage and writes the output. Returns the report, whatever happened, and the
+    /// error that stopped the run, if one did.
     pub fn run(
         mut self,
         control: &RunControl,
         mut on_progress: impl FnMut(&Progress),
     ) -> (Report, Result<(), Box<RunError>>) {
-        let started = Instant::now();
-        let workers = self.workers();
-        let metrics = control.metrics.as_ref();
-        let budget = self.settings.memory_budget;
-        let report = |metrics: &Metrics| metrics.report(started.elapsed(), workers, budget);
-        let mut first_chain = match self.make_chain() {
-            Ok(chain) => chain,
-            Err(error) => return (report(metrics), Err(error)),
+        let (passes, fitted) = self.fit(control, &mut on_progress);
+        let (workers, budget) = (self.workers(), self.settings.memory_budget);
+        let empty = |passes: Vec<PassReport>| {
+            let mut report = control.metrics.report(Duration::ZERO, workers, budget);
+            report.fit_passes = passes;
+            report
         };
-        let schemas = match self.negotiate_schemas(&mut first_chain) {
-            Ok(schemas) => schemas,
-            Err(error) => return (report(metrics), Err(error)),
-        };
-        let total_rows = self.source.component.size_hint().map(|n| n as u64);
-        let shared = Shared {
-            settings: &self.settings,
-            workers,
-            budget: MemoryBudget::new(self.settings.memory_budget),
-            pool: BufferPool::default(),
-            metrics,
-            errors: FirstError::default(),
-            source_done: AtomicBool::new(false),
-            gate: WorkerGate {
-                limit: Mutex::new(workers),
-                changed: Condvar::new(),
-            },
-            schemas,
-        };
-        metrics.active_workers.set(workers as u64);
-        let queue_depth = (2 * workers).max(4);
-        let (to_workers, from_source) = bounded::<Numbered>(queue_depth);
-        let (to_sink, from_workers) = bounded::<Numbered>(queue_depth);
-        let (done_tx, done_rx) = bounded::<()>(1);
-        let Pipeline {
-            source,
-            transforms,
-            sink,
-            ..
-        } = self;
-        std::thread::scope(|scope| {
-            let shared = &shared;
-            scope.spawn(move || read(source, to_workers, shared));
-            let mut chains = vec![first_chain];
-            let transforms = &transforms;
-            scope.spawn(move || {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(workers)
-                    .thread_name(|i| format!("mlpipe-worker-{i}"))
-                    .build();
-                match pool {
-                    Ok(pool) => pool.scope(|pool_scope| {
-                        for index in 0..workers {
-                            let chain = chains.pop();
-                            let (input, output) = (from_source.clone(), to_sink.clone());
-                            pool_scope.spawn(move |_| {
-                                work(index, chain, transforms, input, output, shared)
-                            });
-                        }
-                    }),
-                    Err(error) => shared.errors.record(fail(
-                        &ComponentLabel {
-                            stage: "pipeline".into(),
-                            component: "worker pool".into(),
-                            plugin: None,
-                        },
-                        "start",
-                        None,
-                        ComponentError::new(
-                            ErrorKind::ResourceExhausted,
-                            format!("cannot start {workers} worker threads: {error}"),
-                        ),
-                    )),
-                }
-            });
-            scope.spawn(move || {
-                write(sink, from_workers, shared);
-                let _ = done_tx.send(());
-            });
-            watch(
-                shared,
-                control,
-                workers,
-                &done_rx,
-                |progress_rows, bytes| {
-                    on_progress(&Progress {
-                        rows: progress_rows,
-                        total_rows,
-                        bytes,
-                        elapsed: started.elapsed(),
-                    })
-                },
-            );
-        });
-        let Shared { errors, .. } = shared;
-        let final_report = report(metrics);
-        match errors.take() {
-            Some(error) => (final_report, Err(error)),
-            None => (final_report, Ok(())),
+        if let Err(error) = fitted {
+            return (empty(passes), Err(error));
         }
-    }
-
-    fn make_chain(&self) -> Result<Vec<Box<dyn Transform>>, Box<RunError>> {
-        self.transforms
-            .iter()
-            .map(|stage| (stage.factory)().map_err(|e| fail(&stage.label, "create", None, e)))
-            .collect()
+        let prepared = self.make_chain().and_then(|chain| {
+            let source = self.source.instance()?;
+            let schemas = self.negotiate_schemas(&source, &chain)?;
+            let quarantining = self.negotiate_quarantine(&chain, &schemas)?;
+            Ok((chain, source, (schemas, quarantining)))
+        });
+        let (chain, source, (schemas, quarantining)) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => return (empty(passes), Err(error)),
+        };
+        let (transforms, fitted) = (&self.transforms, &self.fitted);
+        let make_chain = || make_chain(transforms, fitted);
+        let pass = Pass {
+            name: "run".to_string(),
+            source,
+            stages: &self.transforms,
+            actions: vec![Action::Apply; self.transforms.len()],
+            make_chain: &make_chain,
+            first_chain: chain,
+            schemas,
+            sink: self.sink,
+            // Without a stage that sets rows aside, the quarantine sink gets nothing, not even
+            // a schema: it is dropped unused.
+            quarantine: self.quarantine.filter(|_| quarantining.contains(&true)),
+            quarantining,
+            settings: &self.settings,
+        };
+        let (mut report, outcome) = run_pass(pass, workers, control, &control.metrics, on_progress);
+        report.fit_passes = passes;
+        match outcome {
+            Ok(outcome) => {
+                report.counters = outcome.counters;
+                (report, Ok(()))
+            }
+            Err(error) => (report, Err(error)),
+        }
     }
 
     /// Asks each stage for its schema: the source's, each transform's output for its
@@ -388,13 +514,13 @@ impl Pipeline {
     /// each one; the last is the output's.
     fn negotiate_schemas(
         &mut self,
-        chain: &mut [Box<dyn Transform>],
-    ) -> Result<Vec<SchemaRef>, Box<RunError>> {
-        let mut schema = self
-            .source
+        source: &Stage<Box<dyn Source>>,
+        chain: &Chain,
+    ) -> Result<Vec<arrow::datatypes::SchemaRef>, Box<RunError>> {
+        let mut schema = source
             .component
             .schema()
-            .map_err(|e| fail(&self.source.label, "schema", None, e))?;
+            .map_err(|e| fail(&source.label, "schema", None, e))?;
         let mut schemas = vec![schema.clone()];
         for (stage, transform) in self.transforms.iter().zip(chain.iter()) {
             schema = transform
@@ -410,372 +536,107 @@ impl Pipeline {
     }
 }
 
-fn check_schema(
-    batch: &RecordBatch,
-    expected: &SchemaRef,
-    what: &str,
-) -> Result<(), ComponentError> {
-    if batch.schema().fields() == expected.fields() {
-        return Ok(());
-    }
-    Err(ComponentError::bad_data(format!(
-        "{what} returned a batch of schema {:?}, but declared {:?}",
-        batch.schema().fields(),
-        expected.fields()
-    )))
-}
-
-fn timed<T>(body: impl FnOnce() -> T) -> (T, Duration) {
-    let started = Instant::now();
-    let value = body();
-    (value, started.elapsed())
-}
-
-/// The source thread: reads, re-batches, waits for room in the budget, hands batches to
-/// the workers.
-fn read(mut source: Stage<Box<dyn Source>>, output: Sender<Numbered>, shared: &Shared<'_>) {
-    let metrics = &shared.metrics.source;
-    let mut rebatcher = Rebatcher::new(shared.settings.batch_rows);
-    let mut next_index = 0;
-    let label = &source.label;
-    let mut send = |batch: RecordBatch| -> bool {
-        let (admitted, waited) = timed(|| {
-            shared
-                .budget
-                .admit(&batch, shared.workers as u64, &shared.errors.failed)
-        });
-        metrics.record_wait_output(waited);
-        let charge = match admitted {
-            Ok(charge) => charge,
-            Err(AdmitError::Cancelled) => return false,
-            Err(AdmitError::TooLarge { bytes, budget }) => {
-                shared.errors.record(fail(label, "next_batch", Some(next_index), ComponentError::new(
-                    ErrorKind::ResourceExhausted,
-                    format!(
-                        "a batch of {} rows takes {bytes} bytes, more than the whole memory_budget of {budget} bytes; \
-                         lower pipeline.batch_rows (now {}) or raise pipeline.memory_budget",
-                        batch.num_rows(),
-                        shared.settings.batch_rows
-                    ),
-                )));
-                return false;
-            }
-        };
-        let item = Numbered {
-            index: next_index,
-            batch,
-            charge,
-        };
-        next_index += 1;
-        let (sent, waited) = timed(|| output.send(item));
-        metrics.record_wait_output(waited);
-        shared.metrics.transform_queue.set(output.len() as u64);
-        match sent {
-            Ok(()) => true,
-            Err(returned) => {
-                shared.budget.release(returned.into_inner().charge);
-                false
-            }
-        }
-    };
-    let schema = &shared.schemas[0];
-    for call in 0.. {
-        if shared.errors.failed() {
-            break;
-        }
-        let (next, busy) = timed(|| {
-            source
-                .component
-                .next_batch(shared.settings.batch_rows)
-                .and_then(|batch| match &batch {
-                    Some(b) => check_schema(b, schema, "next_batch").map(|_| batch),
-                    None => Ok(batch),
-                })
-        });
-        let finished = matches!(next, Ok(None));
-        let ready = match next {
-            Ok(Some(batch)) => {
-                metrics.record_batch(batch.num_rows(), batch_bytes(&batch), busy);
-                rebatcher.push(batch, &shared.pool, shared.metrics)
-            }
-            Ok(None) => {
-                metrics.record_busy(busy);
-                rebatcher
-                    .finish(&shared.pool, shared.metrics)
-                    .map(|b| b.into_iter().collect())
-            }
-            Err(error) => {
-                shared
-                    .errors
-                    .record(fail(&source.label, "next_batch", Some(call), error));
-                break;
-            }
-        };
-        match ready {
-            Ok(batches) => {
-                if !batches.into_iter().all(&mut send) {
-                    break;
+impl Pipeline {
+    /// Asks each stage whether it sets rows aside, and with which schema; begins the
+    /// `[quarantine]` sink with it. Every stage that sets rows aside must use the same
+    /// schema, and the pipeline must have the sink.
+    fn negotiate_quarantine(
+        &mut self,
+        chain: &Chain,
+        schemas: &[arrow::datatypes::SchemaRef],
+    ) -> Result<Vec<bool>, Box<RunError>> {
+        let mut quarantine_schema: Option<(usize, arrow::datatypes::SchemaRef)> = None;
+        let mut quarantining = Vec::new();
+        for (position, (stage, transform)) in self.transforms.iter().zip(chain).enumerate() {
+            let schema = transform
+                .quarantine_schema(&schemas[position])
+                .map_err(|e| fail(&stage.label, "quarantine_schema", None, e))?;
+            quarantining.push(schema.is_some());
+            let Some(schema) = schema else { continue };
+            let refuse = |message: String| {
+                fail(
+                    &stage.label,
+                    "quarantine_schema",
+                    None,
+                    ComponentError::config(message),
+                )
+            };
+            match (&quarantine_schema, &self.quarantine) {
+                (_, None) => {
+                    return Err(refuse(
+                        "this stage sets rows aside, but the pipeline has no [quarantine] sink \
+                         to receive them; add one, e.g. [quarantine] type = \"parquet\" path = \
+                         \"out/quarantine.parquet\""
+                            .to_string(),
+                    ));
                 }
-            }
-            Err(error) => {
-                shared
-                    .errors
-                    .record(fail(&source.label, "next_batch", Some(call), error.into()));
-                break;
+                (Some((first, earlier)), _) if earlier.fields() != schema.fields() => {
+                    return Err(refuse(format!(
+                        "this stage sets rows aside with columns {:?}, but {} sets aside {:?}; \
+                         one [quarantine] sink takes one schema",
+                        schema.fields().iter().map(|f| f.name()).collect::<Vec<_>>(),
+                        self.transforms[*first].label.stage,
+                        earlier
+                            .fields()
+                            .iter()
+                            .map(|f| f.name())
+                            .collect::<Vec<_>>()
+                    )));
+                }
+                _ => quarantine_schema = Some((position, schema)),
             }
         }
-        shared
-            .budget
-            .set_component_usage(SOURCE_SLOT, source.component.memory_usage() as u64);
-        shared
-            .budget
-            .set_component_usage(POOL_SLOT, shared.pool.free_bytes());
-        if finished {
-            break;
+        if let (Some(sink), Some((_, schema))) = (&mut self.quarantine, quarantine_schema) {
+            sink.component
+                .begin(&schema)
+                .map_err(|e| fail(&sink.label, "begin", None, e))?;
         }
+        Ok(quarantining)
     }
-    shared.source_done.store(true, Ordering::Release);
 }
 
-/// A transform worker: takes batches, runs its own chain of transform instances on them,
-/// hands the results to the sink.
-fn work(
-    index: usize,
-    chain: Option<Vec<Box<dyn Transform>>>,
+/// A chain of new instances of `stages`, with the parameters in `fitted` loaded.
+fn make_chain(
     stages: &[TransformStage],
-    input: Receiver<Numbered>,
-    output: Sender<Numbered>,
-    shared: &Shared<'_>,
-) {
-    let metrics = &shared.metrics.transforms;
-    let chain = match chain {
-        Some(chain) => Ok(chain),
-        None => stages
-            .iter()
-            .map(|stage| (stage.factory)().map_err(|e| fail(&stage.label, "create", None, e)))
-            .collect::<Result<Vec<_>, _>>(),
-    };
-    let mut chain = match chain {
-        Ok(chain) => chain,
-        Err(error) => return shared.errors.record(error),
-    };
-    let finished = || {
-        shared.errors.failed() || (shared.source_done.load(Ordering::Acquire) && input.is_empty())
-    };
-    loop {
-        if !shared.gate.wait_turn(index, finished) {
-            break;
-        }
-        let (received, waited) = timed(|| input.recv_timeout(Duration::from_millis(100)));
-        metrics.record_wait_input(waited);
-        let Numbered {
-            index: batch_index,
-            mut batch,
-            charge,
-        } = match received {
-            Ok(item) => item,
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-        };
-        shared.metrics.transform_queue.set(input.len() as u64);
-        if shared.errors.failed() {
-            shared.budget.release(charge);
-            break;
-        }
-        let started = Instant::now();
-        let mut failed = None;
-        for (position, (stage, transform)) in stages.iter().zip(chain.iter_mut()).enumerate() {
-            let result = transform.transform(batch.clone()).and_then(|out| {
-                check_schema(&out, &shared.schemas[position + 1], "transform").map(|_| out)
-            });
-            match result {
-                Ok(out) => batch = out,
-                Err(error) => {
-                    failed = Some(fail(&stage.label, "transform", Some(batch_index), error));
-                    break;
-                }
+    fitted: &[Option<serde_json::Value>],
+) -> Result<Chain, Box<RunError>> {
+    stages
+        .iter()
+        .zip(fitted)
+        .map(|(stage, params)| {
+            let mut transform =
+                (stage.factory)().map_err(|e| fail(&stage.label, "create", None, e))?;
+            if let Some(params) = params {
+                transform
+                    .load_fit(params)
+                    .map_err(|e| fail(&stage.label, "load_fit", None, e))?;
             }
-        }
-        let busy = started.elapsed();
-        if let Some(error) = failed {
-            shared.budget.release(charge);
-            shared.errors.record(error);
-            break;
-        }
-        let out_charge = shared.budget.charge(&batch);
-        shared.budget.release(charge);
-        metrics.record_batch(batch.num_rows(), batch_bytes(&batch), busy);
-        let usage: usize = chain.iter().map(|t| t.memory_usage()).sum();
-        shared
-            .budget
-            .set_component_usage(WORKER_SLOTS + index, usage as u64);
-        let item = Numbered {
-            index: batch_index,
-            batch,
-            charge: out_charge,
-        };
-        let (sent, waited) = timed(|| output.send(item));
-        metrics.record_wait_output(waited);
-        if let Err(returned) = sent {
-            shared.budget.release(returned.into_inner().charge);
-            break;
-        }
-    }
+            Ok(transform)
+        })
+        .collect()
 }
 
-/// The sink thread: consumes batches (in source order unless `ordered = false`), then
-/// flushes if nothing failed.
-fn write(mut sink: Stage<Box<dyn Sink>>, input: Receiver<Numbered>, shared: &Shared<'_>) {
-    let metrics = &shared.metrics.sink;
-    let ordered = shared.settings.ordered;
-    let mut reorder: BTreeMap<u64, Numbered> = BTreeMap::new();
-    let mut next = 0;
-    let consume = |item: Numbered, sink: &mut Stage<Box<dyn Sink>>| -> bool {
-        let Numbered {
-            index,
-            batch,
-            charge,
-        } = item;
-        let (rows, bytes) = (batch.num_rows(), batch_bytes(&batch));
-        let (result, busy) = timed(|| sink.component.consume(batch));
-        shared.budget.release(charge);
-        if let Err(error) = result {
-            shared
-                .errors
-                .record(fail(&sink.label, "consume", Some(index), error));
-            return false;
-        }
-        metrics.record_batch(rows, bytes, busy);
-        shared
-            .budget
-            .set_component_usage(SINK_SLOT, sink.component.memory_usage() as u64);
-        true
+/// Merges the fit statistics of stage `position` over every worker's instance into the
+/// first one, and finishes the fit there.
+fn merge_fit(
+    chains: &mut [Chain],
+    position: usize,
+) -> Result<serde_json::Value, (&'static str, ComponentError)> {
+    let Some((first, others)) = chains.split_first_mut() else {
+        return Err((
+            "fit",
+            ComponentError::internal("no worker finished the fit pass"),
+        ));
     };
-    loop {
-        let (received, waited) = timed(|| input.recv());
-        metrics.record_wait_input(waited);
-        let Ok(item) = received else { break };
-        if shared.errors.failed() {
-            shared.budget.release(item.charge);
-            break;
-        }
-        if !ordered {
-            if !consume(item, &mut sink) {
-                break;
-            }
-            continue;
-        }
-        reorder.insert(item.index, item);
-        let mut ok = true;
-        while let Some(item) = reorder.remove(&next) {
-            next += 1;
-            if !consume(item, &mut sink) {
-                ok = false;
-                break;
-            }
-        }
-        shared
-            .metrics
-            .sink_queue
-            .set((input.len() + reorder.len()) as u64);
-        if !ok {
-            break;
-        }
+    for chain in others {
+        let partial = chain[position]
+            .fit_partial()
+            .map_err(|e| ("fit_partial", e))?;
+        first[position]
+            .merge_fit(&partial)
+            .map_err(|e| ("merge_fit", e))?;
     }
-    for (_, item) in std::mem::take(&mut reorder) {
-        shared.budget.release(item.charge);
-    }
-    // Every sender is gone: upstream finished or failed, and recorded its error first.
-    if !shared.errors.failed() {
-        let (result, busy) = timed(|| sink.component.flush());
-        metrics.record_busy(busy);
-        if let Err(error) = result {
-            shared
-                .errors
-                .record(fail(&sink.label, "flush", None, error));
-        }
-    }
-}
-
-/// Memory below which the machine counts as short, and the in-flight window is halved.
-fn low_memory_mark(budget: u64) -> u64 {
-    (budget / 2).max(256 << 20)
-}
-
-/// The calling thread, while the stages run: reports progress, turns a cancel request
-/// into the run's error, watches system memory, and adapts the number of active workers.
-fn watch(
-    shared: &Shared<'_>,
-    control: &RunControl,
-    workers: usize,
-    done: &Receiver<()>,
-    mut progress: impl FnMut(u64, u64),
-) {
-    let metrics = shared.metrics;
-    let mut last_pressure_check = Instant::now();
-    let mut window = (Instant::now(), 0u64, 0u64);
-    let mut limit = workers;
-    loop {
-        let finished = done.recv_timeout(Duration::from_millis(100)).is_ok();
-        if control.cancel.load(Ordering::Acquire) && !shared.errors.failed() {
-            shared.errors.record(fail(
-                &ComponentLabel {
-                    stage: "pipeline".into(),
-                    component: "mlpipe-host".into(),
-                    plugin: None,
-                },
-                "run",
-                None,
-                ComponentError::new(
-                    ErrorKind::Cancelled,
-                    "interrupted (SIGINT or SIGTERM); no output was published",
-                ),
-            ));
-        }
-        let (in_flight, peak) = shared.budget.usage();
-        metrics.memory.set(in_flight);
-        metrics.memory.raise_max(peak);
-        progress(
-            metrics.sink.rows.load(Ordering::Relaxed),
-            metrics.sink.bytes.load(Ordering::Relaxed),
-        );
-        if finished {
-            break;
-        }
-        if last_pressure_check.elapsed() >= Duration::from_millis(500) {
-            last_pressure_check = Instant::now();
-            if let Some(available) = available_memory() {
-                shared
-                    .budget
-                    .set_pressure(available < low_memory_mark(shared.budget.limit()));
-                metrics
-                    .pressure_events
-                    .store(shared.budget.pressure_events(), Ordering::Relaxed);
-            }
-        }
-        // Adapt the pool every half second: when workers mostly wait for input the source
-        // is the bottleneck, and a parked worker leaves its core to the source; when the
-        // source mostly waits for room, wake one up again.
-        if window.0.elapsed() >= Duration::from_millis(500) {
-            let idle = metrics.transforms.wait_input_nanos.load(Ordering::Relaxed);
-            let blocked = metrics.source.wait_output_nanos.load(Ordering::Relaxed);
-            let span = window.0.elapsed().as_nanos() as f64;
-            let idle_share = (idle - window.1) as f64 / (span * limit as f64);
-            let blocked_share = (blocked - window.2) as f64 / span;
-            if shared.source_done.load(Ordering::Acquire) {
-                // Nothing left for the source to do: every worker drains the queue.
-                limit = workers;
-            } else if idle_share > 0.6 && limit > 1 {
-                limit -= 1;
-            } else if blocked_share > 0.2 && limit < workers {
-                limit += 1;
-            }
-            shared.gate.set(limit);
-            metrics.active_workers.set(limit as u64);
-            window = (Instant::now(), idle, blocked);
-        }
-    }
-    shared.gate.set(workers);
+    first[position].finish_fit().map_err(|e| ("finish_fit", e))
 }
 
 #[cfg(test)]
@@ -783,9 +644,13 @@ mod tests {
     use std::sync::atomic::AtomicU64;
     use std::sync::{Arc, Mutex};
 
+    use arrow::array::RecordBatch;
     use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::SchemaRef;
     use arrow::datatypes::{DataType, Field, Int64Type, Schema};
-    use mlpipe_plugin_api::Result;
+    use mlpipe_plugin_api::{ErrorKind, Result};
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
 
     use super::*;
 
@@ -893,6 +758,21 @@ mod tests {
         }
     }
 
+    fn counter_source(rows: i64, fail_at: Option<u64>, chunk: Option<usize>) -> SourceStage {
+        SourceStage::new(
+            label("source"),
+            Arc::new(move || {
+                Ok(Box::new(Counter {
+                    next: 0,
+                    rows,
+                    fail_at,
+                    batches: 0,
+                    chunk,
+                }) as Box<dyn Source>)
+            }),
+        )
+    }
+
     fn pipeline(
         rows: i64,
         fail: (Option<u64>, Option<u64>, Option<u64>),
@@ -901,31 +781,22 @@ mod tests {
     ) -> Pipeline {
         let mut sink = sink.clone();
         sink.fail_at = fail.2;
-        Pipeline {
-            settings: Settings {
+        Pipeline::new(
+            Settings {
                 batch_rows: 10,
                 workers,
                 ..Settings::default()
             },
-            source: Stage {
-                label: label("source"),
-                component: Box::new(Counter {
-                    next: 0,
-                    rows,
-                    fail_at: fail.0,
-                    batches: 0,
-                    chunk: None,
-                }),
-            },
-            transforms: vec![TransformStage {
-                label: label("transform[0]"),
-                factory: double_factory(fail.1),
-            }],
-            sink: Stage {
+            counter_source(rows, fail.0, None),
+            vec![TransformStage::new(
+                label("transform[0]"),
+                double_factory(fail.1),
+            )],
+            Stage {
                 label: label("sink"),
                 component: Box::new(sink),
             },
-        }
+        )
     }
 
     #[test]
@@ -1060,34 +931,11 @@ mod tests {
     }
 
     #[test]
-    fn a_parked_worker_leaves_when_it_is_no_longer_needed() {
-        let gate = WorkerGate {
-            limit: Mutex::new(1),
-            changed: Condvar::new(),
-        };
-        assert!(gate.wait_turn(0, || false));
-        let done = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            let parked = scope.spawn(|| gate.wait_turn(1, || done.load(Ordering::Acquire)));
-            done.store(true, Ordering::Release);
-            assert!(!parked.join().unwrap());
-        });
-        gate.set(2);
-        assert!(gate.wait_turn(1, || true));
-    }
-
-    #[test]
     fn small_source_batches_are_gathered_into_pooled_buffers() {
         let sink = Collect::default();
         let mut pipeline = pipeline(1000, (None, None, None), &sink, 1);
         pipeline.settings.batch_rows = 30;
-        pipeline.source.component = Box::new(Counter {
-            next: 0,
-            rows: 1000,
-            fail_at: None,
-            batches: 0,
-            chunk: Some(7),
-        });
+        pipeline.source = counter_source(1000, None, Some(7));
         let (report, result) = run(pipeline);
         result.unwrap();
         assert_eq!(
@@ -1096,5 +944,317 @@ mod tests {
         );
         assert_eq!(report.batches_written, 34);
         assert!(report.pool_reused > 0, "{report:?}");
+    }
+
+    /// Subtracts the mean of `n`, fitted from the data: partial statistics are
+    /// `(count, sum)` as 16 little-endian bytes.
+    #[derive(Default)]
+    struct Center {
+        count: u64,
+        sum: i64,
+        mean: Option<i64>,
+        /// Reads (and writes) this column.
+        column: &'static str,
+    }
+
+    impl Transform for Center {
+        fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+            Ok(input.clone())
+        }
+
+        fn transform(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+            let mean = self
+                .mean
+                .ok_or_else(|| ComponentError::internal("applied before fitting"))?;
+            let centered: Int64Array = batch
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .unary(|n| n - mean);
+            Ok(RecordBatch::try_new(
+                batch.schema(),
+                vec![Arc::new(centered)],
+            )?)
+        }
+
+        fn column_usage(&self, _: &SchemaRef) -> Result<Option<mlpipe_plugin_api::ColumnUsage>> {
+            Ok(Some(mlpipe_plugin_api::ColumnUsage {
+                reads: vec![self.column.to_string()],
+                writes: vec![self.column.to_string()],
+            }))
+        }
+
+        fn needs_fit(&self) -> bool {
+            true
+        }
+
+        fn fit(&mut self, batch: &RecordBatch) -> Result<()> {
+            let values = batch.column(0).as_primitive::<Int64Type>();
+            self.count += values.len() as u64;
+            self.sum += values.values().iter().sum::<i64>();
+            Ok(())
+        }
+
+        fn fit_partial(&mut self) -> Result<Vec<u8>> {
+            let mut bytes = self.count.to_le_bytes().to_vec();
+            bytes.extend(self.sum.to_le_bytes());
+            (self.count, self.sum) = (0, 0);
+            Ok(bytes)
+        }
+
+        fn merge_fit(&mut self, partial: &[u8]) -> Result<()> {
+            let word = |i: usize| -> [u8; 8] { partial[i * 8..i * 8 + 8].try_into().unwrap() };
+            self.count += u64::from_le_bytes(word(0));
+            self.sum += i64::from_le_bytes(word(1));
+            Ok(())
+        }
+
+        fn finish_fit(&mut self) -> Result<serde_json::Value> {
+            let mean = self.sum / self.count.max(1) as i64;
+            self.mean = Some(mean);
+            Ok(serde_json::json!({ "mean": mean }))
+        }
+
+        fn load_fit(&mut self, params: &serde_json::Value) -> Result<()> {
+            self.mean = params["mean"].as_i64();
+            Ok(())
+        }
+    }
+
+    fn center(stage: &str, column: &'static str) -> TransformStage {
+        let label = ComponentLabel {
+            component: "center".to_string(),
+            ..label(stage)
+        };
+        TransformStage::new(
+            label,
+            Arc::new(move || {
+                Ok(Box::new(Center {
+                    column,
+                    ..Center::default()
+                }) as Box<dyn Transform>)
+            }),
+        )
+    }
+
+    #[test]
+    fn a_chain_fits_in_order_each_stage_on_the_output_of_the_stages_before() {
+        for workers in [1, 3] {
+            let sink = Collect::default();
+            let mut pipeline = pipeline(100, (None, None, None), &sink, workers);
+            // double, then center: center must see doubled values (mean 99, not 49).
+            pipeline.transforms.push(center("transform[1]", "n"));
+            pipeline.fitted.push(None);
+            let (report, result) = run(pipeline);
+            result.unwrap();
+            assert_eq!(report.fit_passes.len(), 1, "{:?}", report.fit_passes);
+            assert_eq!(report.fit_passes[0].fitted, ["transform[1]"]);
+            assert_eq!(
+                *sink.values.lock().unwrap(),
+                (0..100).map(|n| n * 2 - 99).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn a_stage_that_reads_what_an_unfitted_stage_writes_waits_for_the_next_pass() {
+        let sink = Collect::default();
+        let mut pipeline = pipeline(100, (None, None, None), &sink, 2);
+        pipeline.transforms = vec![center("transform[0]", "n"), center("transform[1]", "n")];
+        pipeline.fitted = vec![None, None];
+        let mut fitter = Pipeline::new(
+            pipeline.settings.clone(),
+            counter_source(100, None, None),
+            vec![center("transform[0]", "n"), center("transform[1]", "n")],
+            Stage {
+                label: label("sink"),
+                component: Box::new(Collect::default()),
+            },
+        );
+        let (passes, result) = fitter.fit(&RunControl::default(), |_| {});
+        result.unwrap();
+        assert_eq!(passes.len(), 2);
+        let stats = fitter.stats(&passes);
+        assert_eq!(stats.stages[0].params["mean"], 49);
+        // The second centering sees centered values: their mean is 0.
+        assert_eq!(stats.stages[1].params["mean"], 0);
+        assert_eq!(stats.rows_per_pass, [100, 100]);
+        // Applying saved parameters runs no fit pass.
+        pipeline.load_stats(&stats).unwrap();
+        let (report, result) = run(pipeline);
+        result.unwrap();
+        assert!(report.fit_passes.is_empty());
+        assert_eq!(
+            *sink.values.lock().unwrap(),
+            (0..100).map(|n| n - 49).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn stats_for_another_pipeline_are_refused() {
+        let sink = Collect::default();
+        let mut fitter = pipeline(10, (None, None, None), &sink, 1);
+        fitter.transforms = vec![center("transform[0]", "n")];
+        fitter.fitted = vec![None];
+        let (passes, result) = fitter.fit(&RunControl::default(), |_| {});
+        result.unwrap();
+        let mut stats = fitter.stats(&passes);
+        let mut other = pipeline(10, (None, None, None), &sink, 1);
+        let error = other.load_stats(&stats).unwrap_err();
+        assert!(error.to_string().contains("refit"), "{error}");
+        stats.stages.clear();
+        let mut unfitted = pipeline(10, (None, None, None), &sink, 1);
+        unfitted.transforms = vec![center("transform[0]", "n")];
+        unfitted.fitted = vec![None];
+        let error = unfitted.load_stats(&stats).unwrap_err();
+        assert!(
+            error.to_string().contains("no fitted parameters"),
+            "{error}"
+        );
+    }
+
+    /// Holds every batch back and returns them all at the end; counts what it held.
+    #[derive(Default)]
+    struct HoldAll {
+        held: Vec<RecordBatch>,
+        seen: u64,
+    }
+
+    impl Transform for HoldAll {
+        fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+            Ok(input.clone())
+        }
+
+        fn transform(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+            self.seen += batch.num_rows() as u64;
+            let empty = batch.slice(0, 0);
+            self.held.push(batch);
+            Ok(empty)
+        }
+
+        fn finish(&mut self) -> Result<Option<RecordBatch>> {
+            if self.held.is_empty() {
+                return Ok(None);
+            }
+            let schema = self.held[0].schema();
+            Ok(Some(arrow::compute::concat_batches(&schema, &self.held)?))
+        }
+
+        fn counters(&self) -> mlpipe_plugin_api::Counters {
+            vec![("rows held".to_string(), self.seen)]
+        }
+    }
+
+    #[test]
+    fn rows_held_back_pass_through_the_rest_of_the_chain_and_counters_are_summed() {
+        for workers in [1, 4] {
+            let sink = Collect::default();
+            let mut pipeline = pipeline(1000, (None, None, None), &sink, workers);
+            pipeline.transforms.insert(
+                0,
+                TransformStage::new(
+                    label("transform[0]"),
+                    Arc::new(|| Ok(Box::new(HoldAll::default()) as Box<dyn Transform>)),
+                ),
+            );
+            pipeline.fitted.push(None);
+            let (report, result) = run(pipeline);
+            result.unwrap();
+            let mut values = sink.values.lock().unwrap().clone();
+            values.sort_unstable();
+            assert_eq!(values, (0..1000).map(|n| n * 2).collect::<Vec<_>>());
+            let held: u64 = report
+                .counters
+                .iter()
+                .filter(|c| c.name == "rows held")
+                .map(|c| c.value)
+                .sum();
+            assert_eq!(held, 1000);
+            assert_eq!(report.counters.len(), 1, "{:?}", report.counters);
+        }
+    }
+
+    /// The schema of the rows `KeepEven` sets aside.
+    fn aside_schema() -> SchemaRef {
+        Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("n", arrow::datatypes::DataType::Int64, false),
+            arrow::datatypes::Field::new("rule", arrow::datatypes::DataType::Utf8, false),
+        ]))
+    }
+
+    /// Sets odd values aside (with the rule they broke) and keeps the even ones.
+    #[derive(Default)]
+    struct KeepEven {
+        aside: Option<RecordBatch>,
+    }
+
+    impl Transform for KeepEven {
+        fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
+            Ok(input.clone())
+        }
+
+        fn transform(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+            let values = batch.column(0).as_primitive::<Int64Type>();
+            let even = arrow::compute::kernels::cmp::eq(
+                &arrow::compute::kernels::numeric::rem(values, &Int64Array::new_scalar(2))?,
+                &Int64Array::new_scalar(0),
+            )?;
+            let odd = arrow::compute::not(&even)?;
+            let aside = arrow::compute::filter(values, &odd)?;
+            let rules = arrow::array::StringArray::from(vec!["even"; aside.len()]);
+            self.aside = Some(RecordBatch::try_new(
+                aside_schema(),
+                vec![aside, Arc::new(rules)],
+            )?);
+            Ok(arrow::compute::filter_record_batch(&batch, &even)?)
+        }
+
+        fn quarantine_schema(&self, _: &SchemaRef) -> Result<Option<SchemaRef>> {
+            Ok(Some(aside_schema()))
+        }
+
+        fn take_quarantined(&mut self) -> Result<Option<RecordBatch>> {
+            Ok(self.aside.take())
+        }
+    }
+
+    #[test]
+    fn rows_set_aside_reach_the_quarantine_sink_and_the_rest_the_output() {
+        for workers in [1, 3] {
+            let (sink, aside) = (Collect::default(), Collect::default());
+            let mut pipeline = pipeline(101, (None, None, None), &sink, workers);
+            pipeline.transforms = vec![TransformStage::new(
+                label("transform[0]"),
+                Arc::new(|| Ok(Box::new(KeepEven::default()) as Box<dyn Transform>)),
+            )];
+            pipeline.fitted = vec![None];
+            pipeline.quarantine = Some(Stage {
+                label: label("quarantine"),
+                component: Box::new(aside.clone()),
+            });
+            let (_, result) = run(pipeline);
+            result.unwrap();
+            assert_eq!(
+                *sink.values.lock().unwrap(),
+                (0..=100).step_by(2).collect::<Vec<i64>>()
+            );
+            let mut odd = aside.values.lock().unwrap().clone();
+            odd.sort_unstable();
+            assert_eq!(odd, (1..100).step_by(2).collect::<Vec<i64>>());
+            assert_eq!(aside.flushed.load(Ordering::SeqCst), 1);
+        }
+    }
+
+    #[test]
+    fn setting_rows_aside_without_a_quarantine_sink_is_an_error_that_says_what_to_add() {
+        let sink = Collect::default();
+        let mut pipeline = pipeline(10, (None, None, None), &sink, 1);
+        pipeline.transforms = vec![TransformStage::new(
+            label("transform[0]"),
+            Arc::new(|| Ok(Box::new(KeepEven::default()) as Box<dyn Transform>)),
+        )];
+        pipeline.fitted = vec![None];
+        let error = run(pipeline).1.unwrap_err();
+        assert!(error.to_string().contains("[quarantine] type ="), "{error}");
+        assert_eq!(error.stage, "transform[0]");
     }
 }

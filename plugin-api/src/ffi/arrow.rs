@@ -312,6 +312,50 @@ mod tests {
     }
 
     #[test]
+    fn an_under_aligned_buffer_is_realigned_and_counted() {
+        // Producers in other languages hand over buffers aligned for less than their type
+        // needs; arrow-rs would panic on them. Here a float64 buffer starts at an odd address.
+        let mut bytes = vec![0_u8];
+        for v in [1.5_f64, -2.0, 3.25, 4.0] {
+            bytes.extend(v.to_le_bytes());
+        }
+        let shifted = arrow::buffer::Buffer::from_vec(bytes).slice(1);
+        assert_ne!(
+            shifted.as_ptr().align_offset(8),
+            0,
+            "the test needs a misaligned buffer"
+        );
+        let field = Field::new("x", DataType::Float64, false);
+        // SAFETY: the buffer holds exactly 4 little-endian f64 values and the struct one
+        // child of length 4; only the alignment breaks the layout rules, which is what the
+        // import must repair. No typed array is made from this data here.
+        let data = unsafe {
+            let values = arrow::array::ArrayData::builder(DataType::Float64)
+                .len(4)
+                .add_buffer(shifted)
+                .build_unchecked();
+            arrow::array::ArrayData::builder(DataType::Struct(vec![field.clone()].into()))
+                .len(4)
+                .add_child_data(values)
+                .build_unchecked()
+        };
+        let exported = FfiBatch {
+            array: FFI_ArrowArray::new(&data),
+            schema: FFI_ArrowSchema::try_from(&Schema::new(vec![field])).unwrap(),
+        };
+        let (back, stats) = exported.import().unwrap();
+        assert_eq!(stats.realigned_buffers, 1);
+        let expected = Float64Array::from(vec![1.5, -2.0, 3.25, 4.0]);
+        assert_eq!(back.column(0).as_ref(), &expected as &dyn Array);
+        assert_eq!(
+            back.column(0).to_data().buffers()[0]
+                .as_ptr()
+                .align_offset(8),
+            0
+        );
+    }
+
+    #[test]
     fn schemas_round_trip() {
         let schema = sample().schema();
         let back = FfiSchema::export(&schema).unwrap().import().unwrap();

@@ -1,14 +1,19 @@
 //! Kernels across the boundary: the vtable, the plugin-side entry point, and
-//! [`ForeignKernel`], the host-side wrapper that implements [`Kernel`] again.
+//! [`BorrowedKernel`], which implements [`Kernel`] again on the other side.
 //!
 //! Arguments cross as the columns `arg0, arg1, …` of one batch, the result as the single
 //! column of another. Unlike other components, a kernel may be called from several
 //! threads at once.
+//!
+//! Kernels are also handed *to* plugins: the host resolves the pipeline's kernels once,
+//! keeps their handles for the life of the process, and passes each transform it creates
+//! a list of [`FfiKernelBinding`]s (name + non-owning [`FfiKernelRef`]); the plugin side
+//! wraps each in a [`BorrowedKernel`], which is what `Config::kernel` returns.
 
 use std::ffi::c_void;
 
 use abi_stable::StableAbi;
-use abi_stable::std_types::RResult;
+use abi_stable::std_types::{RResult, RStr};
 use arrow::array::{ArrayRef, RecordBatch};
 
 use super::arrow::{FfiBatch, arrays_to_batch};
@@ -37,6 +42,97 @@ impl VTable for KernelVTableRef {
 
 /// A kernel in wire form.
 pub type FfiKernel = Handle<KernelVTableRef>;
+
+/// A kernel borrowed from the host: its vtable and state, without ownership. The host
+/// keeps the kernel it points to alive until the process exits.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct FfiKernelRef {
+    vtable: KernelVTableRef,
+    state: *mut c_void,
+}
+
+/// A kernel handed to a plugin under the name the pipeline registers it as.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct FfiKernelBinding<'a> {
+    /// The name transforms look it up by.
+    pub name: RStr<'a>,
+    /// The kernel.
+    pub kernel: FfiKernelRef,
+}
+
+impl FfiKernel {
+    /// Exports a kernel that lives on this side (an in-process plugin's) into wire form,
+    /// so that it can be handed to plugins like a plugin's own kernel.
+    pub fn export(kernel: Box<dyn Kernel>) -> FfiKernel {
+        export(kernel)
+    }
+
+    /// Leaks the handle (the kernel then lives until the process exits) and returns a
+    /// reference that may be handed to any plugin.
+    pub fn leak(self) -> FfiKernelRef {
+        let handle: &'static FfiKernel = Box::leak(Box::new(self));
+        FfiKernelRef {
+            vtable: handle.vtable(),
+            state: handle.state(),
+        }
+    }
+}
+
+/// A kernel the host lent to this side; what `Config::kernel` hands a transform.
+pub struct BorrowedKernel {
+    kernel: FfiKernelRef,
+}
+
+impl std::fmt::Debug for FfiKernelRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FfiKernelRef")
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for BorrowedKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.kernel.fmt(f)
+    }
+}
+
+impl BorrowedKernel {
+    /// Wraps a reference to a kernel that lives until the process exits.
+    pub fn new(kernel: FfiKernelRef) -> BorrowedKernel {
+        BorrowedKernel { kernel }
+    }
+}
+
+// SAFETY: a reference is only made by `FfiKernel::leak` (on either side of the boundary),
+// so it points to a kernel that lives until the process exits; kernels are `Sync` by
+// contract (the trait requires it) and only ever called through shared access
+// (`call_ref`), so the reference may be moved to and used from any thread.
+unsafe impl Send for FfiKernelRef {}
+// SAFETY: as above.
+unsafe impl Sync for FfiKernelRef {}
+
+impl Kernel for BorrowedKernel {
+    fn call(&self, args: &[ArrayRef]) -> Result<ArrayRef> {
+        call_through(self.kernel.vtable, self.kernel.state, args)
+    }
+}
+
+/// Calls a kernel through its vtable.
+fn call_through(
+    vtable: KernelVTableRef,
+    state: *mut c_void,
+    args: &[ArrayRef],
+) -> Result<ArrayRef> {
+    let args = FfiBatch::export(arrays_to_batch(args)?)?;
+    // SAFETY: `vtable` and `state` belong to a live kernel (owned by a handle, or leaked
+    // by the host), and kernels allow concurrent calls.
+    result_column(record_import(into_result(unsafe {
+        (vtable.call())(state, args)
+    })?)?)
+}
 
 type Boxed = Box<dyn Kernel>;
 
@@ -78,31 +174,4 @@ pub(crate) fn export(kernel: Boxed) -> FfiKernel {
         KernelVTableRef(KernelVTable::VTABLE.as_prefix()),
         into_state(kernel),
     )
-}
-
-/// A kernel that lives in a plugin, seen by the host as a plain [`Kernel`].
-#[derive(Debug)]
-pub struct ForeignKernel {
-    handle: FfiKernel,
-}
-
-impl ForeignKernel {
-    pub(crate) fn new(handle: FfiKernel) -> ForeignKernel {
-        ForeignKernel { handle }
-    }
-}
-
-// SAFETY: a kernel's state is only ever reached through `call_ref` (shared access), and
-// the `Kernel` trait requires `Sync`, so calls from several threads at once are sound.
-unsafe impl Sync for ForeignKernel {}
-
-impl Kernel for ForeignKernel {
-    fn call(&self, args: &[ArrayRef]) -> Result<ArrayRef> {
-        let (vtable, state) = (self.handle.vtable(), self.handle.state());
-        let args = FfiBatch::export(arrays_to_batch(args)?)?;
-        // SAFETY: the handle owns a live kernel; see the `Sync` impl above.
-        result_column(record_import(into_result(unsafe {
-            (vtable.call())(state, args)
-        })?)?)
-    }
 }

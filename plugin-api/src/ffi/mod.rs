@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use self::arrow::{FfiBatch, FfiSchema, ImportStats};
 pub use self::error::FfiError;
-pub use self::kernel::{FfiKernel, ForeignKernel, KernelVTable};
+pub use self::kernel::{BorrowedKernel, FfiKernel, FfiKernelBinding, FfiKernelRef, KernelVTable};
 pub use self::root::{
     ABI_EPOCH, LoadError, PluginLibrary, PluginMod, ROOT_SYMBOL, api_compatible, lib_header,
     root_module,

@@ -11,23 +11,23 @@
 //!   major version, or for `0.x` the same minor version.
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use abi_stable::StableAbi;
 use abi_stable::library::{LibHeader, LibraryError, RootModule, RootModuleResult};
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::sabi_types::VersionStrings;
-use abi_stable::std_types::{RResult, RStr, RString};
+use abi_stable::std_types::{RResult, RSlice, RStr, RString};
 
 use super::error::{FfiError, guard, into_result, panic_message};
-use super::kernel::{FfiKernel, ForeignKernel};
+use super::kernel::{BorrowedKernel, FfiKernel, FfiKernelBinding, FfiKernelRef};
 use super::sink::{FfiSink, ForeignSink};
 use super::source::{FfiSource, ForeignSource};
 use super::transform::{FfiTransform, ForeignTransform};
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+use crate::manifest::{Kernels, Manifest};
 use crate::plugin::Plugin;
-use crate::traits::{Kernel, Sink, Source, Transform};
+use crate::traits::{Sink, Source, Transform};
 
 /// The `abi_stable` interface version of [`PluginMod`]. It stays `1.0.0` for as long as
 /// mlpipe uses `abi_stable`; mlpipe's own compatibility is `api_version`.
@@ -38,7 +38,6 @@ pub const ABI_EPOCH: &str = "1.0.0";
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
-#[sabi(missing_field(panic))]
 pub struct PluginMod {
     /// The `mlpipe-plugin-api` version the plugin was built against.
     api_version: RStr<'static>,
@@ -49,6 +48,13 @@ pub struct PluginMod {
     create_sink: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<FfiSink, FfiError>,
     #[sabi(last_prefix_field)]
     create_kernel: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<FfiKernel, FfiError>,
+    /// Like `create_transform`, with the kernels the pipeline resolved. Absent in plugins
+    /// built before kernels could be handed over; the host then calls `create_transform`.
+    create_transform_with_kernels: extern "C" fn(
+        RStr<'_>,
+        RStr<'_>,
+        RSlice<'_, FfiKernelBinding<'_>>,
+    ) -> RResult<FfiTransform, FfiError>,
 }
 
 impl RootModule for PluginModRef {
@@ -117,8 +123,24 @@ extern "C" fn create_transform(
     name: RStr<'_>,
     config: RStr<'_>,
 ) -> RResult<FfiTransform, FfiError> {
+    create_transform_with_kernels(name, config, RSlice::default())
+}
+
+extern "C" fn create_transform_with_kernels(
+    name: RStr<'_>,
+    config: RStr<'_>,
+    kernels: RSlice<'_, FfiKernelBinding<'_>>,
+) -> RResult<FfiTransform, FfiError> {
     guard(|| {
-        let transform = plugin()?.create_transform(name.as_str(), &parse_config(config)?)?;
+        let mut lent = Kernels::default();
+        for binding in kernels.iter() {
+            lent.insert(
+                binding.name.as_str(),
+                Arc::new(BorrowedKernel::new(binding.kernel)),
+            );
+        }
+        let transform =
+            plugin()?.create_transform_with_kernels(name.as_str(), &parse_config(config)?, lent)?;
         Ok(super::transform::export(transform))
     })
 }
@@ -148,6 +170,7 @@ fn build_root_module() -> PluginModRef {
         create_transform,
         create_sink,
         create_kernel,
+        create_transform_with_kernels,
     }
     .leak_into_prefix()
 }
@@ -297,17 +320,30 @@ impl PluginLibrary {
         Ok(Box::new(ForeignSource::new(handle)))
     }
 
-    /// Creates a transform.
+    /// Creates a transform, handing it `kernels` (which the caller keeps alive for the
+    /// life of the process, see [`FfiKernel::leak`]). A plugin built before kernels could
+    /// be handed over gets none.
     pub fn create_transform(
         &self,
         name: &str,
         config: &serde_json::Value,
+        kernels: &[(String, FfiKernelRef)],
     ) -> Result<Box<dyn Transform>> {
         let json = Self::config_json(config);
-        let handle = into_result((self.module.create_transform())(
-            name.into(),
-            json.as_str().into(),
-        ))?;
+        let (name, config) = (RStr::from_str(name), RStr::from_str(json.as_str()));
+        let handle = match self.module.create_transform_with_kernels() {
+            Some(create) => {
+                let bindings: Vec<FfiKernelBinding<'_>> = kernels
+                    .iter()
+                    .map(|(name, kernel)| FfiKernelBinding {
+                        name: RStr::from_str(name),
+                        kernel: *kernel,
+                    })
+                    .collect();
+                into_result(create(name, config, bindings.as_slice().into()))?
+            }
+            None => into_result((self.module.create_transform())(name, config))?,
+        };
         Ok(Box::new(ForeignTransform::new(handle)))
     }
 
@@ -321,14 +357,13 @@ impl PluginLibrary {
         Ok(Box::new(ForeignSink::new(handle)))
     }
 
-    /// Creates a kernel.
-    pub fn create_kernel(&self, name: &str, config: &serde_json::Value) -> Result<Box<dyn Kernel>> {
+    /// Creates a kernel, as a raw handle that can be leaked and lent to other plugins.
+    pub fn create_kernel(&self, name: &str, config: &serde_json::Value) -> Result<FfiKernel> {
         let json = Self::config_json(config);
-        let handle = into_result((self.module.create_kernel())(
+        into_result((self.module.create_kernel())(
             name.into(),
             json.as_str().into(),
-        ))?;
-        Ok(Box::new(ForeignKernel::new(handle)))
+        ))
     }
 }
 

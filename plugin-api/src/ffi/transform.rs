@@ -42,6 +42,9 @@ pub struct TransformVTable {
     /// JSON of the fitted parameters.
     finish_fit: unsafe extern "C" fn(*mut c_void) -> RResult<RString, FfiError>,
     load_fit: unsafe extern "C" fn(*mut c_void, RStr<'_>) -> RResult<(), FfiError>,
+    quarantine_schema:
+        unsafe extern "C" fn(*mut c_void, FfiSchema) -> RResult<ROption<FfiSchema>, FfiError>,
+    take_quarantined: unsafe extern "C" fn(*mut c_void) -> RResult<ROption<FfiBatch>, FfiError>,
 }
 
 impl VTable for TransformVTableRef {
@@ -155,6 +158,33 @@ unsafe extern "C" fn load_fit(state: *mut c_void, params: RStr<'_>) -> RResult<(
     }
 }
 
+unsafe extern "C" fn quarantine_schema(
+    state: *mut c_void,
+    input: FfiSchema,
+) -> RResult<ROption<FfiSchema>, FfiError> {
+    // SAFETY: the host passes the state of a live transform, one call at a time.
+    unsafe {
+        call_mut(state, |t: &mut Boxed| {
+            Ok(match t.quarantine_schema(&input.import()?)? {
+                Some(schema) => ROption::RSome(FfiSchema::export(&schema)?),
+                None => ROption::RNone,
+            })
+        })
+    }
+}
+
+unsafe extern "C" fn take_quarantined(state: *mut c_void) -> RResult<ROption<FfiBatch>, FfiError> {
+    // SAFETY: the host passes the state of a live transform, one call at a time.
+    unsafe {
+        call_mut(state, |t: &mut Boxed| {
+            Ok(match t.take_quarantined()? {
+                Some(batch) => ROption::RSome(FfiBatch::export(batch)?),
+                None => ROption::RNone,
+            })
+        })
+    }
+}
+
 impl TransformVTable {
     abi_stable::staticref! {
         const VTABLE: abi_stable::prefix_type::WithMetadata<TransformVTable> =
@@ -173,6 +203,8 @@ impl TransformVTable {
             merge_fit,
             finish_fit,
             load_fit,
+            quarantine_schema,
+            take_quarantined,
             })
     }
 }
@@ -247,6 +279,27 @@ impl Transform for ForeignTransform {
         into_result(unsafe { counters(state) })
             .and_then(|json| from_json(json.as_str(), "counters"))
             .unwrap_or_default()
+    }
+
+    fn quarantine_schema(&self, input: &SchemaRef) -> Result<Option<SchemaRef>> {
+        let (vtable, state) = (self.handle.vtable(), self.handle.state());
+        let Some(quarantine_schema) = vtable.quarantine_schema() else {
+            return Ok(None);
+        };
+        let input = FfiSchema::export(input)?;
+        // SAFETY: as in `output_schema`.
+        let schema = into_result(unsafe { quarantine_schema(state, input) })?;
+        schema.into_option().map(|s| s.import()).transpose()
+    }
+
+    fn take_quarantined(&mut self) -> Result<Option<RecordBatch>> {
+        let (vtable, state) = (self.handle.vtable(), self.handle.state());
+        let Some(take_quarantined) = vtable.take_quarantined() else {
+            return Ok(None);
+        };
+        // SAFETY: as in `output_schema`.
+        let batch = into_result(unsafe { take_quarantined(state) })?;
+        batch.into_option().map(record_import).transpose()
     }
 
     fn column_usage(&self, input: &SchemaRef) -> Result<Option<ColumnUsage>> {
