@@ -33,6 +33,7 @@ mod stats;
 mod testing;
 #[cfg(test)]
 mod throughput;
+mod to_tensor;
 mod wire;
 
 use mlpipe_plugin_api::Plugin;
@@ -99,6 +100,12 @@ fn plugin() -> Plugin {
             "assigns rows to train/validation/test parts by a pinned hash of a key column",
             split::keys(),
             split::Split::from_config,
+        )
+        .transform(
+            "to_tensor",
+            "packs numeric and fixed-size-list columns into one FixedSizeList<float32> column tagged arrow.fixed_shape_tensor",
+            to_tensor::keys(),
+            to_tensor::ToTensor::from_config,
         )
         .transform(
             "standardize",
