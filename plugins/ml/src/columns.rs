@@ -117,6 +117,11 @@ impl Selection {
         Ok(indices)
     }
 
+    /// Whether a column of this name is selected (whatever its type).
+    pub(crate) fn matches(&self, name: &str) -> bool {
+        self.patterns.iter().any(|p| glob_match(p, name))
+    }
+
     /// The error for a pattern that matches no column: names it and lists the columns.
     fn unmatched(&self, pattern: &str, schema: &Schema, accepts: Accepts) -> Error {
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();

@@ -4,12 +4,15 @@
 //! - Missing values are nulls and, in float columns, NaN (scikit-learn's default
 //!   `missing_values=np.nan`); `nan_is_null = false` leaves NaN in the output. The fit
 //!   always ignores both.
-//! - `mean` takes numeric columns; the output is float64, or float32 for float32 input.
+//! - `mean` and `median` take numeric columns; the output is float64, or float32 for
+//!   float32 input. The median is numpy's (`linear`), exact while a column has at most
+//!   `exact_limit` values and within the reported `rank_error` beyond.
 //! - `most_frequent` and `constant` take string, integer and float columns and keep the
 //!   column's type (a dictionary column becomes its value type). `most_frequent` breaks
 //!   ties by the smallest value, as scikit-learn does.
 //! - The output column has no nulls (its field is not nullable).
-//! - Fitted parameters per column: `value` (the fill value) and `count` (values fitted on).
+//! - Fitted parameters per column: `value` (the fill value) and `count` (values fitted on);
+//!   for the median also `exact` and `rank_error`.
 
 use std::sync::Arc;
 
@@ -28,6 +31,7 @@ use crate::columnwise::{ColumnOp, Columnwise, not_fitted};
 use crate::fitting::{Stats, finite};
 use crate::numeric::{NUMERIC, as_f64, float_type, for_each_chunk};
 use crate::stats::moments::Moments;
+use crate::stats::quantiles::{self, Bounds, Method, Quantiles};
 use crate::stats::vocab::{CATEGORICAL, Category, Counts, Kind};
 use crate::wire::{Reader, Writer};
 
@@ -40,7 +44,7 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
         ConfigKey::new(
             "strategy",
             ConfigType::String,
-            "`mean`, `most_frequent` or `constant` (with `fill_value`)",
+            "`mean`, `median`, `most_frequent` or `constant` (with `fill_value`)",
         )
         .default("mean"),
         ConfigKey::new(
@@ -55,12 +59,16 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
         )
         .default(true),
     ]
+    .into_iter()
+    .chain(quantiles::keys())
+    .collect()
 }
 
 /// How the fill value is found.
 #[derive(Debug, Clone, PartialEq)]
 enum Strategy {
     Mean,
+    Median(Bounds),
     MostFrequent,
     Constant(Category),
 }
@@ -71,6 +79,7 @@ pub(crate) fn from_config(config: &Config) -> Result<Columnwise<FillNull>> {
     let fill_value: Option<serde_json::Value> = config.get("fill_value")?;
     let strategy = match (name.as_str(), fill_value) {
         ("mean", None) => Strategy::Mean,
+        ("median", None) => Strategy::Median(Bounds::from_config(config, NAME)?),
         ("most_frequent", None) => Strategy::MostFrequent,
         ("constant", Some(value)) => {
             Strategy::Constant(serde_json::from_value(value.clone()).map_err(|_| {
@@ -84,14 +93,14 @@ pub(crate) fn from_config(config: &Config) -> Result<Columnwise<FillNull>> {
                 "transform `{NAME}` with strategy `constant` needs `fill_value`, e.g. fill_value = 0"
             )));
         }
-        ("mean" | "most_frequent", Some(_)) => {
+        ("mean" | "median" | "most_frequent", Some(_)) => {
             return Err(Error::config(format!(
                 "key `fill_value` of transform `{NAME}` is only for strategy `constant`, not `{name}`"
             )));
         }
         (other, _) => {
             return Err(Error::config(format!(
-                "key `strategy` of transform `{NAME}` must be `mean`, `most_frequent` or `constant`, not `{other}`"
+                "key `strategy` of transform `{NAME}` must be `mean`, `median`, `most_frequent` or `constant`, not `{other}`"
             )));
         }
     };
@@ -116,11 +125,16 @@ pub(crate) struct FillNull {
 pub(crate) struct Fill {
     value: Category,
     count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exact: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rank_error: Option<f64>,
 }
 
 /// What a strategy accumulates.
 pub(crate) enum FillStats {
     Mean(Moments),
+    Median(Quantiles),
     Counts(Counts),
 }
 
@@ -128,6 +142,7 @@ impl Stats for FillStats {
     fn update(&mut self, array: &dyn Array) -> Result<()> {
         match self {
             FillStats::Mean(m) => m.update(array),
+            FillStats::Median(q) => q.update(array),
             FillStats::Counts(c) => c.update(array),
         }
     }
@@ -135,6 +150,7 @@ impl Stats for FillStats {
     fn merge(&mut self, other: Self) -> Result<()> {
         match (self, other) {
             (FillStats::Mean(a), FillStats::Mean(b)) => Stats::merge(a, b),
+            (FillStats::Median(a), FillStats::Median(b)) => a.merge(b),
             (FillStats::Counts(a), FillStats::Counts(b)) => a.merge(b),
             _ => Err(Error::internal(
                 "fill_null partials of different strategies",
@@ -152,19 +168,25 @@ impl Stats for FillStats {
                 out.u64(1);
                 c.encode(out);
             }
+            FillStats::Median(q) => {
+                out.u64(2);
+                q.encode(out);
+            }
         }
     }
 
     fn decode(input: &mut Reader) -> Result<Self> {
         match input.u64()? {
             0 => Ok(FillStats::Mean(Moments::decode(input)?)),
-            _ => Ok(FillStats::Counts(Counts::decode(input)?)),
+            1 => Ok(FillStats::Counts(Counts::decode(input)?)),
+            _ => Ok(FillStats::Median(Quantiles::decode(input)?)),
         }
     }
 
     fn memory_usage(&self) -> usize {
         match self {
             FillStats::Mean(_) => 0,
+            FillStats::Median(q) => q.memory_usage(),
             FillStats::Counts(c) => c.memory_usage(),
         }
     }
@@ -189,7 +211,7 @@ fn plain_type(ty: &DataType) -> &DataType {
 impl FillNull {
     fn output_type(&self, ty: &DataType) -> DataType {
         match self.strategy {
-            Strategy::Mean => float_type(ty),
+            Strategy::Mean | Strategy::Median(_) => float_type(ty),
             _ => plain_type(ty).clone(),
         }
     }
@@ -232,7 +254,7 @@ impl ColumnOp for FillNull {
 
     fn accepts(&self) -> Accepts {
         match self.strategy {
-            Strategy::Mean => NUMERIC,
+            Strategy::Mean | Strategy::Median(_) => NUMERIC,
             _ => CATEGORICAL,
         }
     }
@@ -266,6 +288,7 @@ impl ColumnOp for FillNull {
     fn new_stats(&self, field: &Field) -> Result<FillStats> {
         Ok(match self.strategy {
             Strategy::Mean => FillStats::Mean(Moments::new(false)),
+            Strategy::Median(bounds) => FillStats::Median(Quantiles::new(bounds)),
             _ => FillStats::Counts(Counts::new(Kind::of(field.data_type()).ok_or_else(
                 || Error::internal("fill_null fitted on a column it does not accept"),
             )?)),
@@ -286,6 +309,20 @@ impl ColumnOp for FillNull {
                 Ok(Fill {
                     value: Category::Float(finite(NAME, column, "mean", m.mean())?),
                     count: m.count,
+                    exact: None,
+                    rank_error: None,
+                })
+            }
+            FillStats::Median(q) => {
+                if q.count() == 0 {
+                    return Err(none());
+                }
+                let median = q.quantiles(&[0.5], Method::Linear)[0];
+                Ok(Fill {
+                    value: Category::Float(finite(NAME, column, "median", median)?),
+                    count: q.count(),
+                    exact: Some(q.is_exact()),
+                    rank_error: Some(q.rank_error()),
                 })
             }
             FillStats::Counts(counts) => {
@@ -298,7 +335,12 @@ impl ColumnOp for FillNull {
                     .find(|(_, c)| *c == top)
                     .map(|(v, _)| v)
                     .ok_or_else(none)?;
-                Ok(Fill { value, count })
+                Ok(Fill {
+                    value,
+                    count,
+                    exact: None,
+                    rank_error: None,
+                })
             }
         }
     }
@@ -425,6 +467,34 @@ mod tests {
             &[1.0, 2.0, 3.0, 6.0]
         );
         assert!(!out.schema().field(0).is_nullable());
+    }
+
+    #[test]
+    fn median_is_numpys() {
+        let batch = batch_of(vec![(
+            "x",
+            Arc::new(Float64Array::from(vec![
+                Some(4.0),
+                None,
+                Some(1.0),
+                Some(f64::NAN),
+                Some(2.0),
+                Some(10.0),
+            ])) as ArrayRef,
+        )]);
+        let (params, mut t) = fit_in_parts(
+            NAME,
+            &json!({"columns": ["x"], "strategy": "median"}),
+            &batch,
+            2,
+        );
+        assert_eq!(params["columns"][0]["value"], 3.0);
+        assert_eq!(params["columns"][0]["exact"], true);
+        let out = transform(&mut *t, batch);
+        assert_eq!(
+            out.column(0).as_primitive::<Float64Type>().values(),
+            &[4.0, 3.0, 1.0, 3.0, 2.0, 10.0]
+        );
     }
 
     #[test]

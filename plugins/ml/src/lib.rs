@@ -12,19 +12,24 @@
 //! parameters), `columnwise` (the generic in-place column transform), `stats` (mergeable
 //! statistics); then one module per transform. This file only assembles the plugin.
 
+mod bucketize;
 mod cast;
 mod columns;
 mod columnwise;
+mod elementwise;
 mod encoders;
 mod fill_null;
+mod filter;
 mod fitting;
 mod hash_bucket;
 mod hashing;
 mod min_max;
+mod normalize;
 mod numeric;
 mod one_hot;
 mod ordinal;
 mod rename;
+mod robust;
 mod select;
 mod split;
 mod standardize;
@@ -34,6 +39,7 @@ mod testing;
 #[cfg(test)]
 mod throughput;
 mod to_tensor;
+mod validate;
 mod wire;
 
 use mlpipe_plugin_api::Plugin;
@@ -66,6 +72,24 @@ fn plugin() -> Plugin {
             cast::from_config,
         )
         .transform(
+            "filter",
+            "keeps the rows where a predicate is true (comparisons, and/or/not, is null, in [...])",
+            filter::filter_keys(),
+            filter::Filter::from_config,
+        )
+        .transform(
+            "drop_nulls",
+            "drops the rows with missing values in the selected columns",
+            filter::drop_nulls_keys(),
+            filter::DropNulls::from_config,
+        )
+        .transform(
+            "validate",
+            "checks rows against rules (ranges, allowed values, nulls, types, uniqueness, null rates); fails, drops or quarantines violations",
+            validate::keys(),
+            validate::Validate::from_config,
+        )
+        .transform(
             "fill_null",
             "fills missing values with the mean, the most frequent value or a constant (scikit-learn SimpleImputer; fitted)",
             fill_null::keys(),
@@ -82,6 +106,36 @@ fn plugin() -> Plugin {
             "replaces categorical columns by 0/1 indicators (scikit-learn OneHotEncoder; fitted)",
             one_hot::keys(),
             one_hot::from_config,
+        )
+        .transform(
+            "robust",
+            "scales numeric columns by their median and interquartile range (scikit-learn RobustScaler; fitted)",
+            robust::keys(),
+            robust::from_config,
+        )
+        .transform(
+            "bucketize",
+            "discretizes numeric columns into bins: fixed boundaries, or fitted quantile / uniform bins (scikit-learn KBinsDiscretizer)",
+            bucketize::keys(),
+            bucketize::from_config,
+        )
+        .transform(
+            "clip",
+            "bounds numeric values to [min, max]",
+            elementwise::clip_keys(),
+            elementwise::clip,
+        )
+        .transform(
+            "log1p",
+            "maps numeric values to ln(1 + x)",
+            elementwise::log1p_keys(),
+            elementwise::log1p,
+        )
+        .transform(
+            "normalize",
+            "scales each row of list / fixed-size-list float columns to unit L2, L1 or max norm (scikit-learn Normalizer)",
+            normalize::keys(),
+            normalize::from_config,
         )
         .transform(
             "ordinal",

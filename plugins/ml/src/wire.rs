@@ -40,6 +40,14 @@ impl Writer {
         self.bytes(value.as_bytes());
     }
 
+    pub(crate) fn f64s(&mut self, values: &[f64]) {
+        self.u64(values.len() as u64);
+        self.bytes.reserve(values.len() * 8);
+        for value in values {
+            self.bytes.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+
     /// The encoded partial.
     pub(crate) fn finish(self) -> Vec<u8> {
         self.bytes
@@ -119,6 +127,19 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(bytes).map_err(|_| self.corrupt("a name is not UTF-8"))
     }
 
+    pub(crate) fn f64s(&mut self) -> Result<Vec<f64>> {
+        let len = self.len(8)?;
+        let bytes = self.take(len * 8)?;
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|chunk| {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                f64::from_le_bytes(word)
+            })
+            .collect())
+    }
+
     /// Checks that nothing is left over.
     pub(crate) fn end(self) -> Result<()> {
         if self.rest.is_empty() {
@@ -139,19 +160,24 @@ mod tests {
         w.u64(7);
         w.f64(-0.5);
         w.str("f0");
+        w.f64s(&[1.0, f64::NAN, 3.0]);
         let bytes = w.finish();
 
         let mut r = Reader::new(&bytes, "standardize").unwrap();
         assert_eq!(r.u64().unwrap(), 7);
         assert_eq!(r.f64().unwrap(), -0.5);
         assert_eq!(r.str().unwrap(), "f0");
+        let floats = r.f64s().unwrap();
+        assert_eq!(floats.len(), 3);
+        assert!(floats[1].is_nan());
         r.end().unwrap();
 
         let err = Reader::new(&bytes, "min_max").err().unwrap();
         assert!(err.message().contains("comes from `standardize`"), "{err}");
-        let mut r = Reader::new(&bytes[..bytes.len() - 1], "standardize").unwrap();
+        let mut r = Reader::new(&bytes[..bytes.len() - 4], "standardize").unwrap();
         r.u64().unwrap();
         r.f64().unwrap();
-        assert!(r.str().is_err());
+        r.str().unwrap();
+        assert!(r.f64s().is_err());
     }
 }

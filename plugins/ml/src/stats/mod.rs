@@ -2,4 +2,5 @@
 
 pub(crate) mod extremes;
 pub(crate) mod moments;
+pub(crate) mod quantiles;
 pub(crate) mod vocab;
