@@ -14,22 +14,17 @@
 //! - Fitted parameters per column: `value` (the fill value) and `count` (values fitted on);
 //!   for the median also `exact` and `rank_error`.
 
-use std::sync::Arc;
-
-use mlpipe_plugin_api::arrow::array::{
-    Array, ArrayRef, ArrowPrimitiveType, AsArray, Int64Array, PrimitiveArray, Scalar, StringArray,
-};
-use mlpipe_plugin_api::arrow::buffer::NullBuffer;
+use mlpipe_plugin_api::arrow::array::{Array, ArrayRef, Int64Array, Scalar, StringArray};
 use mlpipe_plugin_api::arrow::compute::kernels::zip::zip;
 use mlpipe_plugin_api::arrow::compute::{CastOptions, cast_with_options, is_not_null};
-use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Float32Type};
+use mlpipe_plugin_api::arrow::datatypes::{DataType, Field};
 use mlpipe_plugin_api::{Config, ConfigKey, ConfigType, Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::columns::{self, Accepts, Selection};
 use crate::columnwise::{ColumnOp, Columnwise, not_fitted};
 use crate::fitting::{Stats, finite};
-use crate::numeric::{NUMERIC, as_f64, float_type, for_each_chunk};
+use crate::numeric::{NUMERIC, float_type, map_or_fill};
 use crate::stats::moments::Moments;
 use crate::stats::quantiles::{self, Bounds, Method, Quantiles};
 use crate::stats::vocab::{CATEGORICAL, Category, Counts, Kind};
@@ -217,35 +212,6 @@ impl FillNull {
     }
 }
 
-/// Fills the slots of `values` that are null or that `missing` flags with `fill`.
-fn fill_values<T: Copy>(
-    values: &[T],
-    nulls: Option<&NullBuffer>,
-    missing: impl Fn(T) -> bool,
-    fill: T,
-) -> Vec<T> {
-    let mut out = Vec::with_capacity(values.len());
-    for_each_chunk(values, nulls, |chunk, mask| {
-        out.extend(chunk.iter().enumerate().map(|(j, &x)| {
-            if (mask >> j) & 1 == 1 && !missing(x) {
-                x
-            } else {
-                fill
-            }
-        }));
-    });
-    out
-}
-
-fn fill_primitive<T: ArrowPrimitiveType>(
-    array: &PrimitiveArray<T>,
-    missing: impl Fn(T::Native) -> bool,
-    fill: T::Native,
-) -> ArrayRef {
-    let values = fill_values(array.values(), array.nulls(), missing, fill);
-    Arc::new(PrimitiveArray::<T>::new(values.into(), None))
-}
-
 impl ColumnOp for FillNull {
     const NAME: &'static str = NAME;
     type Stats = FillStats;
@@ -377,22 +343,7 @@ impl ColumnOp for FillNull {
 
     fn apply(&self, prepared: &Prepared, array: &ArrayRef) -> Result<ArrayRef> {
         match prepared {
-            Prepared::Float(fill) => {
-                let nan = self.nan_is_null;
-                if let Some(values) = array.as_primitive_opt::<Float32Type>() {
-                    if values.null_count() == 0 && !nan {
-                        return Ok(array.clone());
-                    }
-                    return Ok(fill_primitive(values, |x| nan && x.is_nan(), *fill as f32));
-                }
-                // float64, or integers under `mean` (their output is float64).
-                let values = as_f64(array.as_ref())?;
-                let nan = nan && array.data_type() == &DataType::Float64;
-                if values.null_count() == 0 && !nan {
-                    return Ok(Arc::new(values));
-                }
-                Ok(fill_primitive(&values, |x| nan && x.is_nan(), *fill))
-            }
+            Prepared::Float(fill) => map_or_fill(array, |x| x, true, *fill, self.nan_is_null),
             Prepared::Other(value) => {
                 let array = cast_with_options(array.as_ref(), value.data_type(), &strict())?;
                 if array.null_count() == 0 {
@@ -415,10 +366,12 @@ fn strict() -> CastOptions<'static> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use mlpipe_plugin_api::arrow::array::{
-        DictionaryArray, Float32Array, Float64Array, Int8Array, Int32Array,
+        AsArray, DictionaryArray, Float32Array, Float64Array, Int8Array, Int32Array,
     };
-    use mlpipe_plugin_api::arrow::datatypes::{Float64Type, Int8Type, Int32Type};
+    use mlpipe_plugin_api::arrow::datatypes::{Float32Type, Float64Type, Int8Type, Int32Type};
     use serde_json::json;
 
     use super::*;

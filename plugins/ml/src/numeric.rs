@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use mlpipe_plugin_api::Result;
-use mlpipe_plugin_api::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use mlpipe_plugin_api::arrow::array::{Array, ArrayRef, AsArray, Float64Array, PrimitiveArray};
 use mlpipe_plugin_api::arrow::buffer::NullBuffer;
 use mlpipe_plugin_api::arrow::compute::cast;
 use mlpipe_plugin_api::arrow::datatypes::{DataType, Float32Type, Float64Type};
@@ -57,6 +57,73 @@ pub(crate) fn map_float(array: &dyn Array, f: impl Fn(f64) -> f64) -> Result<Arr
             values.unary::<_, Float32Type>(|x| f(f64::from(x)) as f32),
         )),
         None => Ok(Arc::new(as_f64(array)?.unary::<_, Float64Type>(f))),
+    }
+}
+
+/// Maps every present value through `f` (computed in float64) and replaces every missing
+/// one — a null, or NaN when `nan_is_missing` — by `fill`; the result has no nulls and has
+/// type [`float_type`] of the input. `f` must map only NaN to NaN (true of the affine maps
+/// that use this). A column with nothing missing and `f` the identity is returned as it is.
+///
+/// Three simple loops instead of one with a per-value select, measured faster: `f` over
+/// every slot (vectorised), then `fill` written at the null slots (usually few), then,
+/// when asked, NaN replaced by `fill` (vectorised).
+pub(crate) fn map_or_fill(
+    array: &ArrayRef,
+    f: impl Fn(f64) -> f64,
+    identity: bool,
+    fill: f64,
+    nan_is_missing: bool,
+) -> Result<ArrayRef> {
+    if let Some(values) = array.as_primitive_opt::<Float32Type>() {
+        if identity && values.null_count() == 0 && !nan_is_missing {
+            return Ok(array.clone());
+        }
+        let mut out: Vec<f32> = values
+            .values()
+            .iter()
+            .map(|&x| f(f64::from(x)) as f32)
+            .collect();
+        patch(
+            &mut out,
+            values.nulls(),
+            nan_is_missing,
+            fill as f32,
+            f32::is_nan,
+        );
+        return Ok(Arc::new(PrimitiveArray::<Float32Type>::new(
+            out.into(),
+            None,
+        )));
+    }
+    let values = as_f64(array.as_ref())?;
+    // Integers (cast to float64) hold no NaN.
+    let nan_is_missing = nan_is_missing && array.data_type() == &DataType::Float64;
+    if identity && values.null_count() == 0 && !nan_is_missing {
+        return Ok(Arc::new(values));
+    }
+    let mut out: Vec<f64> = values.values().iter().map(|&x| f(x)).collect();
+    patch(&mut out, values.nulls(), nan_is_missing, fill, f64::is_nan);
+    Ok(Arc::new(Float64Array::new(out.into(), None)))
+}
+
+/// Writes `fill` into the null slots of `values` and, with `nan`, into its NaN slots.
+fn patch<T: Copy>(
+    values: &mut [T],
+    nulls: Option<&NullBuffer>,
+    nan: bool,
+    fill: T,
+    is_nan: impl Fn(T) -> bool,
+) {
+    if let Some(nulls) = nulls {
+        for row in (!nulls.inner()).set_indices() {
+            values[row] = fill;
+        }
+    }
+    if nan {
+        for value in values {
+            *value = if is_nan(*value) { fill } else { *value };
+        }
     }
 }
 

@@ -4,9 +4,15 @@
 //! - A constant column (scikit-learn's test: `var <= n·ε·var + (n·mean·ε)²`) gets
 //!   `scale = 1`, so it maps to zeros instead of dividing by ~0.
 //! - Nulls and NaN are ignored by the fit and stay null / NaN in the output.
+//! - `impute = "mean"` first replaces missing values (nulls, NaN) by the column's mean:
+//!   scikit-learn's `make_pipeline(SimpleImputer(strategy="mean"), StandardScaler())` in
+//!   one stage, fitted in one pass instead of two (the imputed column has the same mean
+//!   and the same sum of squared deviations over `count + missing` values), and missing
+//!   values come out as 0, never null.
 //! - float32 columns stay float32 (computed in float64, rounded once); integer and float64
 //!   columns become float64.
-//! - Fitted parameters per column: `count` (values fitted on), `mean`, `var`, `scale`.
+//! - Fitted parameters per column: `count` (values fitted on), `missing`, `mean`, `var`,
+//!   `scale` (with `impute`, `var` and `scale` are the imputed column's).
 
 use mlpipe_plugin_api::arrow::array::ArrayRef;
 use mlpipe_plugin_api::arrow::datatypes::Field;
@@ -16,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::columns::{self, Accepts, Selection};
 use crate::columnwise::{ColumnOp, Columnwise, not_fitted};
 use crate::fitting::finite;
-use crate::numeric::{NUMERIC, float_type, map_float};
+use crate::numeric::{NUMERIC, float_type, map_float, map_or_fill};
 use crate::stats::moments::Moments;
 
 const NAME: &str = "standardize";
@@ -32,14 +38,29 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
             "divide by the standard deviation",
         )
         .default(true),
+        ConfigKey::new(
+            "impute",
+            ConfigType::String,
+            "`mean`: replace missing values by the mean first (SimpleImputer then StandardScaler, one fit pass)",
+        ),
     ]
 }
 
 /// Builds the transform from its validated config.
 pub(crate) fn from_config(config: &Config) -> Result<Columnwise<Standardize>> {
+    let impute = match config.get::<String>("impute")?.as_deref() {
+        None => false,
+        Some("mean") => true,
+        Some(other) => {
+            return Err(Error::config(format!(
+                "key `impute` of transform `{NAME}` can only be `mean`, not `{other}`"
+            )));
+        }
+    };
     let op = Standardize {
         with_mean: config.require("with_mean")?,
         with_std: config.require("with_std")?,
+        impute,
     };
     Ok(Columnwise::new(
         op,
@@ -51,6 +72,8 @@ pub(crate) fn from_config(config: &Config) -> Result<Columnwise<Standardize>> {
 pub(crate) struct Standardize {
     with_mean: bool,
     with_std: bool,
+    /// Replace missing values by the mean first.
+    impute: bool,
 }
 
 /// One column's fitted parameters (scikit-learn's `n_samples_seen_`, `mean_`, `var_`,
@@ -58,6 +81,8 @@ pub(crate) struct Standardize {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Scaling {
     pub count: u64,
+    #[serde(default)]
+    pub missing: u64,
     pub mean: f64,
     pub var: f64,
     pub scale: f64,
@@ -81,7 +106,12 @@ impl ColumnOp for Standardize {
     }
 
     fn output_field(&self, input: &Field) -> Result<Field> {
-        Ok(input.clone().with_data_type(float_type(input.data_type())))
+        let field = input.clone().with_data_type(float_type(input.data_type()));
+        Ok(if self.impute {
+            field.with_nullable(false)
+        } else {
+            field
+        })
     }
 
     fn needs_fit(&self) -> bool {
@@ -99,14 +129,26 @@ impl ColumnOp for Standardize {
             ));
         }
         let mean = finite(NAME, column, "mean", stats.mean())?;
-        let var = finite(NAME, column, "variance", stats.variance())?;
-        let scale = if is_constant(var, mean, stats.count) {
+        // Imputed values equal the mean: they add rows, not squared deviations.
+        let rows = if self.impute {
+            stats.count + stats.missing
+        } else {
+            stats.count
+        };
+        let var = finite(
+            NAME,
+            column,
+            "variance",
+            stats.sum_of_squares() / rows as f64,
+        )?;
+        let scale = if is_constant(var, mean, rows) {
             1.0
         } else {
             var.sqrt()
         };
         Ok(Scaling {
             count: stats.count,
+            missing: stats.missing,
             mean,
             var,
             scale,
@@ -124,7 +166,13 @@ impl ColumnOp for Standardize {
     }
 
     fn apply(&self, &(mean, scale): &(f64, f64), array: &ArrayRef) -> Result<ArrayRef> {
-        map_float(array.as_ref(), |x| (x - mean) / scale)
+        if self.impute {
+            // The mean, imputed, maps to (mean - mean) / scale = 0.
+            let center = if self.with_mean { 0.0 } else { mean / scale };
+            map_or_fill(array, |x| (x - mean) / scale, false, center, true)
+        } else {
+            map_float(array.as_ref(), |x| (x - mean) / scale)
+        }
     }
 }
 
@@ -209,6 +257,41 @@ mod tests {
         assert_eq!(
             out.column(0).as_primitive::<Float64Type>().values(),
             &[-1.0, 1.0]
+        );
+    }
+
+    #[test]
+    fn impute_mean_equals_fill_null_then_standardize() {
+        let x: Vec<Option<f64>> = vec![
+            Some(1.0),
+            None,
+            Some(4.0),
+            Some(f64::NAN),
+            Some(10.0),
+            Some(2.0),
+        ];
+        let batch = batch_of(vec![("x", Arc::new(Float64Array::from(x)) as ArrayRef)]);
+        let config = json!({"columns": ["x"], "impute": "mean"});
+        let (params, mut t) = fit_in_parts("standardize", &config, &batch, 2);
+        // Imputed column: 1, 4.25, 4, 4.25, 10, 2 (mean 4.25); population variance over 6.
+        let imputed = [1.0, 4.25, 4.0, 4.25, 10.0, 2.0];
+        let var = imputed.iter().map(|v| (v - 4.25f64).powi(2)).sum::<f64>() / 6.0;
+        assert_eq!(params["columns"][0]["missing"], 2);
+        assert!((params["columns"][0]["var"].as_f64().unwrap() - var).abs() < 1e-14);
+        let out = transform(&mut *t, batch);
+        let x = out.column(0).as_primitive::<Float64Type>();
+        assert_eq!(x.null_count(), 0);
+        assert!(!out.schema().field(0).is_nullable());
+        for (got, v) in x.values().iter().zip(imputed) {
+            assert!((got - (v - 4.25) / var.sqrt()).abs() < 1e-15, "{got}");
+        }
+        assert!(
+            crate::plugin()
+                .create_transform(
+                    "standardize",
+                    &json!({"columns": ["x"], "impute": "median"})
+                )
+                .is_err()
         );
     }
 

@@ -111,5 +111,54 @@ fn throughput() {
     let strings = json!({"columns": ["c*"]});
     measure("fill_null", &floats, &batches);
     measure("standardize", &floats, &batches);
+    measure(
+        "standardize",
+        &json!({"columns": ["f*"], "impute": "mean"}),
+        &batches,
+    );
     measure("ordinal", &strings, &batches);
+    measure("one_hot", &json!({"columns": ["c0", "c3"]}), &batches);
+    measure(
+        "hash_bucket",
+        &json!({"columns": ["c*"], "buckets": 1024}),
+        &batches,
+    );
+    measure("min_max", &floats, &batches);
+    measure("robust", &floats, &batches);
+    measure(
+        "bucketize",
+        &json!({"columns": ["f*"], "n_bins": 10}),
+        &batches,
+    );
+    measure(
+        "clip",
+        &json!({"columns": ["f*"], "min": -1, "max": 1}),
+        &batches,
+    );
+    measure("log1p", &floats, &batches);
+    measure(
+        "cast",
+        &json!({"columns": ["f*"], "to": "float32"}),
+        &batches,
+    );
+    measure(
+        "to_tensor",
+        &json!({"columns": ["f*"], "null_value": 0}),
+        &batches,
+    );
+    measure(
+        "split",
+        &json!({"key": "id", "fractions": [0.8, 0.1, 0.1]}),
+        &batches,
+    );
+    measure(
+        "filter",
+        &json!({"where": "f0 > 0 and c0 != 'a'"}),
+        &batches,
+    );
+    measure(
+        "validate",
+        &json!({"rules": [{"column": "f*", "min": -1e9, "max": 1e9}], "on_violation": "drop"}),
+        &batches,
+    );
 }
