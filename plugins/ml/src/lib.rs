@@ -12,6 +12,7 @@
 //! parameters), `columnwise` (the generic in-place column transform), `stats` (mergeable
 //! statistics); then one module per transform. This file only assembles the plugin.
 
+mod augment;
 mod bucketize;
 mod cast;
 mod columns;
@@ -28,6 +29,7 @@ mod normalize;
 mod numeric;
 mod one_hot;
 mod ordinal;
+mod random;
 mod rename;
 mod robust;
 mod select;
@@ -148,6 +150,18 @@ fn plugin() -> Plugin {
             "maps string or integer values to N buckets by a pinned hash (MurmurHash3_x86_32)",
             hash_bucket::keys(),
             hash_bucket::from_config,
+        )
+        .transform(
+            "gaussian_noise",
+            "adds seeded Gaussian noise, reproducible per row (keyed by a row id column)",
+            augment::noise_keys(),
+            augment::Augment::noise,
+        )
+        .transform(
+            "random_mask",
+            "masks values (null or a number) at a rate, seeded and reproducible per row",
+            augment::mask_keys(),
+            augment::Augment::mask,
         )
         .transform(
             "split",
