@@ -36,6 +36,7 @@ mod select;
 mod split;
 mod standardize;
 mod stats;
+mod synthetic;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
@@ -49,6 +50,12 @@ use mlpipe_plugin_api::Plugin;
 /// The plugin definition the host loads.
 fn plugin() -> Plugin {
     Plugin::new("ml", env!("CARGO_PKG_VERSION"))
+        .source(
+            "synthetic",
+            "generates a seeded dataset from a schema (per-row reproducible values)",
+            synthetic::keys(),
+            synthetic::Synthetic::from_config,
+        )
         .transform(
             "select",
             "keeps the columns matching a list of names or glob patterns (`*`, `?`), in list order",
