@@ -55,13 +55,18 @@ pub(crate) fn drop_nulls_keys() -> Vec<ConfigKey> {
 
 /// Rows kept and dropped, for the counters.
 #[derive(Default)]
-struct Tally {
+pub(crate) struct Tally {
     kept: u64,
     dropped: u64,
 }
 
 impl Tally {
-    fn apply(&mut self, batch: &RecordBatch, keep: &BooleanArray) -> Result<RecordBatch> {
+    /// The rows of `batch` that `keep` marks, counted.
+    pub(crate) fn apply(
+        &mut self,
+        batch: &RecordBatch,
+        keep: &BooleanArray,
+    ) -> Result<RecordBatch> {
         let kept = keep.true_count();
         self.kept += kept as u64;
         self.dropped += (batch.num_rows() - kept) as u64;
@@ -71,7 +76,8 @@ impl Tally {
         Ok(filter_record_batch(batch, keep)?)
     }
 
-    fn counters(&self) -> Counters {
+    /// `rows kept` and `rows dropped`.
+    pub(crate) fn counters(&self) -> Counters {
         vec![
             ("rows kept".to_string(), self.kept),
             ("rows dropped".to_string(), self.dropped),

@@ -33,6 +33,7 @@ mod random;
 mod rename;
 mod robust;
 mod select;
+mod shuffle;
 mod split;
 mod standardize;
 mod stats;
@@ -181,6 +182,18 @@ fn plugin() -> Plugin {
             "packs numeric and fixed-size-list columns into one FixedSizeList<float32> column tagged arrow.fixed_shape_tensor",
             to_tensor::keys(),
             to_tensor::ToTensor::from_config,
+        )
+        .transform(
+            "shuffle",
+            "shuffles rows through a seeded buffer of buffer_rows rows",
+            shuffle::shuffle_keys(),
+            shuffle::Shuffle::from_config,
+        )
+        .transform(
+            "sample",
+            "keeps a seeded fraction of the rows (per row by a key column, whatever the workers)",
+            shuffle::sample_keys(),
+            shuffle::Sample::from_config,
         )
         .transform(
             "standardize",
