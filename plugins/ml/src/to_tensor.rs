@@ -7,7 +7,10 @@
 //! - A null value is an error naming the column and row, unless `null_value` is given
 //!   (then it takes that value). NaN stays NaN.
 //! - The packed columns are removed (`keep_inputs = true` keeps them); the tensor column,
-//!   named `output` (default `features`), is appended last. It is never null.
+//!   named `output` (default `features`), is appended last. It is never null. Its item
+//!   field is declared nullable (it holds no nulls), as pyarrow declares it: pyarrow then
+//!   reads the column back from Parquet as a `FixedShapeTensorType` (with a non-nullable
+//!   item it falls back to a plain fixed-size list).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -134,7 +137,7 @@ impl ToTensor {
                 self.output
             )));
         }
-        let item = Arc::new(Field::new("item", self.value_type(), false));
+        let item = Arc::new(Field::new("item", self.value_type(), true));
         fields.push(
             Field::new(
                 &self.output,
@@ -237,7 +240,7 @@ impl ToTensor {
             })?;
             offset += width;
         }
-        let item = Arc::new(Field::new("item", T::DATA_TYPE, false));
+        let item = Arc::new(Field::new("item", T::DATA_TYPE, true));
         let values = Arc::new(PrimitiveArray::<T>::new(values.into(), None));
         Ok(Arc::new(FixedSizeListArray::try_new(
             item,
