@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mlpipe_tests::{describe, run_host, run_python, temp_dir};
+use mlpipe_tests::{describe, python, run_host, run_python, shared_dir, temp_dir, workspace_root};
 
 /// Writes `input.parquet`: 20,000 seeded rows covering nulls, NaN, float32, integers,
 /// shifted values, and skewed categories.
@@ -31,6 +31,9 @@ table = pa.table({
     "s": with_nulls(letters[rng.integers(0, 5, n)], 0.04),
     "z": pa.array([f"v{int(v):03d}" for v in zipf]),
     "k": with_nulls(rng.choice([3, 1, 4, 1, 5, 9, 2, 6], n).astype(np.int32), 0.01),
+    "g": pa.array(rng.gamma(1.5, 2.0, n)),
+    "h": pa.array(np.round(rng.uniform(-3.0, 7.0, n), 2)),
+    "emb": pa.FixedSizeListArray.from_arrays(pa.array(rng.normal(0.0, 1.0, 4 * n).astype(np.float32)), 4),
 })
 pq.write_table(table, sys.argv[1])
 "#;
@@ -386,4 +389,269 @@ print("OK")
         ],
     );
     assert_eq!(printed.trim(), "OK");
+}
+
+#[test]
+fn robust_median_and_bucketize_match_scikit_learn() {
+    compare(
+        r#"
+[[transform]]
+type = "robust"
+columns = ["f64", "i64"]
+
+[[transform]]
+type = "robust"
+columns = ["f32"]
+quantile_range = [10, 90]
+
+[[transform]]
+type = "fill_null"
+columns = ["big"]
+strategy = "median"
+
+[[transform]]
+type = "bucketize"
+columns = ["g"]
+n_bins = 7
+
+[[transform]]
+type = "bucketize"
+columns = ["h"]
+n_bins = 5
+strategy = "uniform"
+
+[[transform]]
+type = "bucketize"
+columns = ["k"]
+boundaries = [2, 4.5, 6]
+"#,
+        r#"
+from sklearn.preprocessing import RobustScaler, KBinsDiscretizer
+from sklearn.impute import SimpleImputer
+for name in ["f64", "i64"]:
+    x = floats(inp, name).reshape(-1, 1)
+    close(name, RobustScaler().fit_transform(x), floats(out, name), 1e-9)
+x = floats(inp, "f32").reshape(-1, 1)
+close("f32", RobustScaler(quantile_range=(10, 90)).fit_transform(x), floats(out, "f32"), 1e-6)
+same_type("f32", pa.float32())
+x = floats(inp, "big").reshape(-1, 1)
+close("big", SimpleImputer(strategy="median").fit_transform(x), floats(out, "big"), 1e-9)
+for name, kw in [("g", dict(n_bins=7)), ("h", dict(n_bins=5, strategy="uniform"))]:
+    x = floats(inp, name).reshape(-1, 1)
+    expected = KBinsDiscretizer(encode="ordinal", subsample=None, **kw).fit_transform(x)
+    assert (expected.ravel() == np.array(out.column(name).to_pylist())).all(), name
+    same_type(name, pa.int32())
+k = floats(inp, "k")
+expected = np.where(np.isnan(k), np.nan, np.searchsorted([2, 4.5, 6], k, side="right"))
+close("k", expected, floats(out, "k"), 0)
+"#,
+    );
+}
+
+#[test]
+fn normalize_log1p_and_clip_match_numpy_and_scikit_learn() {
+    compare(
+        r#"
+[[transform]]
+type = "normalize"
+columns = ["emb"]
+
+[[transform]]
+type = "log1p"
+columns = ["f64", "f32"]
+
+[[transform]]
+type = "clip"
+columns = ["g"]
+min = 1
+max = 4.5
+"#,
+        r#"
+from sklearn.preprocessing import Normalizer
+emb = np.array(inp.column("emb").to_pylist(), dtype=np.float32)
+expected = Normalizer().fit_transform(emb)
+actual = np.array(out.column("emb").to_pylist(), dtype=np.float32)
+close("emb", expected, actual, 1e-6)
+assert out.schema.field("emb").type == inp.schema.field("emb").type
+with np.errstate(invalid="ignore", divide="ignore"):
+    for name in ["f64", "f32"]:
+        x = floats(inp, name)
+        close(name, np.log1p(x), floats(out, name), rtol(inp, name))
+close("g", np.clip(floats(inp, "g"), 1, 4.5), floats(out, "g"), 0)
+"#,
+    );
+}
+
+#[test]
+fn validate_sends_violations_to_the_quarantine_sink() {
+    let dir = temp_dir();
+    let input = dir.path().join("input.parquet");
+    let output = dir.path().join("output.parquet");
+    let rejected = dir.path().join("rejected.parquet");
+    run_python(MAKE_INPUT, &[input.as_os_str()]);
+    let transforms = format!(
+        r#"
+[[transform]]
+type = "validate"
+on_violation = "quarantine"
+rules = [
+  {{ column = "f64", min = -20, max = 30 }},
+  {{ column = "s", allowed = ["alpha", "bravo", "delta", "echo"], name = "known letter" }},
+  {{ column = "id", unique = true }},
+]
+
+[quarantine]
+type = "parquet"
+path = {rejected:?}
+"#
+    );
+    let file = pipeline(dir.path(), &input, &output, &transforms);
+    let result = run_host(["run".as_ref(), file.as_os_str()]);
+    assert!(result.status.success(), "{}", describe(&result));
+    let report = String::from_utf8_lossy(&result.stdout).to_string()
+        + &String::from_utf8_lossy(&result.stderr);
+    assert!(report.contains("violations of known letter"), "{report}");
+    let check = r#"
+import sys, numpy as np, pyarrow.parquet as pq
+inp, out, bad = (pq.read_table(p) for p in sys.argv[1:4])
+assert out.num_rows + bad.num_rows == inp.num_rows, (out.num_rows, bad.num_rows)
+assert bad.column_names == inp.column_names + ["rule"]
+assert set(out.column("id").to_pylist()).isdisjoint(bad.column("id").to_pylist())
+f = np.array(inp.column("f64").to_pylist(), dtype=float)
+s = inp.column("s").to_pylist()
+broken = [(v is not None and not (-20 <= v <= 30)) or (c == "Charlie") for v, c in zip(inp.column("f64").to_pylist(), s)]
+assert sum(broken) == bad.num_rows, (sum(broken), bad.num_rows)
+rules = set(bad.column("rule").to_pylist())
+assert rules <= {"f64 >= -20", "f64 <= 30", "known letter"}, rules
+print("OK")
+"#;
+    let printed = run_python(
+        check,
+        &[input.as_os_str(), output.as_os_str(), rejected.as_os_str()],
+    );
+    assert_eq!(printed.trim(), "OK");
+}
+
+#[test]
+fn synthetic_split_shuffle_and_to_tensor_reach_pyarrow_as_promised() {
+    let dir = temp_dir();
+    let output = dir.path().join("output.parquet");
+    let again = dir.path().join("again.parquet");
+    let file = dir.path().join("pipeline.toml");
+    let text = |out: &Path| {
+        format!(
+            r#"
+[pipeline]
+batch_rows = 1000
+workers = 1
+
+[source]
+type = "synthetic"
+rows = 10000
+seed = 3
+columns = [
+  {{ name = "id", type = "int64", dist = "sequence" }},
+  {{ name = "a", type = "float64", dist = "normal", null_rate = 0.1 }},
+  {{ name = "emb", type = "float32", dist = "uniform", dims = 3 }},
+]
+
+[[transform]]
+type = "split"
+key = "id"
+fractions = [0.8, 0.2]
+
+[[transform]]
+type = "fill_null"
+columns = ["a"]
+strategy = "constant"
+fill_value = 0
+
+[[transform]]
+type = "to_tensor"
+columns = ["a", "emb"]
+
+[[transform]]
+type = "shuffle"
+buffer_rows = 2000
+seed = 9
+
+[sink]
+type = "parquet"
+path = {out:?}
+overwrite = true
+"#
+        )
+    };
+    for out in [&output, &again] {
+        std::fs::write(&file, text(out)).expect("cannot write the pipeline");
+        let result = run_host(["run".as_ref(), file.as_os_str(), "--quiet".as_ref()]);
+        assert!(result.status.success(), "{}", describe(&result));
+    }
+    let check = r#"
+import sys, numpy as np, pyarrow as pa, pyarrow.parquet as pq
+out, again = pq.read_table(sys.argv[1]), pq.read_table(sys.argv[2])
+assert out.equals(again), "a seeded pipeline with one worker is not reproducible"
+ids = out.column("id").to_pylist()
+assert sorted(ids) == list(range(10000)) and ids != sorted(ids)
+parts = out.column("split").to_pylist()
+assert set(parts) == {"train", "test"} and abs(parts.count("train") / 10000 - 0.8) < 0.02
+t = out.schema.field("features").type
+assert isinstance(t, pa.FixedShapeTensorType) and t.shape == [4], t
+matrix = out.column("features").combine_chunks().to_numpy_ndarray()
+assert matrix.shape == (10000, 4) and matrix.dtype == np.float32
+assert ((matrix[:, 1:] >= 0) & (matrix[:, 1:] < 1)).all()
+print("OK")
+"#;
+    let printed = run_python(check, &[output.as_os_str(), again.as_os_str()]);
+    assert_eq!(printed.trim(), "OK");
+}
+
+#[test]
+fn the_tabular_prep_example_agrees_with_the_pyarrow_peer() {
+    let bench = shared_dir().join("bench");
+    let dir = temp_dir();
+    let data = dir.path();
+    let generate = std::process::Command::new(python())
+        .arg(bench.join("gen_data.py"))
+        .args(["20000", "--formats", "parquet,csv", "--out"])
+        .arg(data)
+        .output()
+        .expect("cannot run gen_data.py");
+    assert!(generate.status.success(), "{}", describe(&generate));
+    let reference = data.join("pyarrow.parquet");
+    let peer = std::process::Command::new(python())
+        .arg(bench.join("job_pyarrow.py"))
+        .arg(data.join("tab_20000.parquet"))
+        .arg(&reference)
+        .output()
+        .expect("cannot run job_pyarrow.py");
+    assert!(peer.status.success(), "{}", describe(&peer));
+    let example = workspace_root().join("examples/tabular-prep.toml");
+    for format in ["parquet", "csv"] {
+        let input = data.join(format!("tab_20000.{format}"));
+        let output = data.join(format!("mlpipe.{format}.parquet"));
+        let mut set_input = std::ffi::OsString::from("source.path=");
+        set_input.push(&input);
+        let mut set_output = std::ffi::OsString::from("sink.path=");
+        set_output.push(&output);
+        let run = run_host([
+            "run".as_ref(),
+            example.as_os_str(),
+            "--quiet".as_ref(),
+            "--set".as_ref(),
+            format!("source.type={format}").as_ref(),
+            "--set".as_ref(),
+            set_input.as_os_str(),
+            "--set".as_ref(),
+            set_output.as_os_str(),
+        ]);
+        assert!(run.status.success(), "{format}: {}", describe(&run));
+        let check = std::process::Command::new(python())
+            .arg(bench.join("check_output.py"))
+            .arg(&reference)
+            .arg(&output)
+            .output()
+            .expect("cannot run check_output.py");
+        assert!(check.status.success(), "{format}: {}", describe(&check));
+    }
 }
