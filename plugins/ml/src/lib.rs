@@ -101,7 +101,7 @@ fn plugin() -> Plugin {
         )
         .transform(
             "fill_null",
-            "fills missing values with the mean, the most frequent value or a constant (scikit-learn SimpleImputer; fitted)",
+            "fills missing values with the mean, the median, the most frequent value or a constant (scikit-learn SimpleImputer; fitted)",
             fill_null::keys(),
             fill_null::from_config,
         )

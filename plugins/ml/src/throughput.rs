@@ -81,6 +81,15 @@ fn copy(batches: &[RecordBatch]) {
     report("copy", "float64 columns", rows, None, cpu_seconds() - start);
 }
 
+/// The float columns packed into a 16-wide tensor column, as an embedding.
+fn tensors(batches: &[RecordBatch]) -> Vec<RecordBatch> {
+    let mut t = make("to_tensor", &json!({"columns": ["f*"], "null_value": 0}));
+    batches
+        .iter()
+        .map(|b| t.transform(b.clone()).expect("to_tensor"))
+        .collect()
+}
+
 fn measure(name: &str, config: &Value, batches: &[RecordBatch]) {
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let mut t = make(name, config);
@@ -99,6 +108,7 @@ fn measure(name: &str, config: &Value, batches: &[RecordBatch]) {
     for batch in batches {
         std::hint::black_box(t.transform(batch.clone()).expect("transform"));
     }
+    std::hint::black_box(t.finish().expect("finish"));
     report(name, &config.to_string(), rows, fit, cpu_seconds() - start);
 }
 
@@ -161,4 +171,15 @@ fn throughput() {
         &json!({"rules": [{"column": "f*", "min": -1e9, "max": 1e9}], "on_violation": "drop"}),
         &batches,
     );
+    measure(
+        "normalize",
+        &json!({"columns": ["features"]}),
+        &tensors(&batches),
+    );
+    let noise = json!({"columns": ["f*"], "std": 0.1, "key": "id"});
+    measure("gaussian_noise", &noise, &batches);
+    let mask = json!({"columns": ["f*"], "rate": 0.1, "key": "id"});
+    measure("random_mask", &mask, &batches);
+    measure("sample", &json!({"fraction": 0.5, "key": "id"}), &batches);
+    measure("shuffle", &json!({"buffer_rows": 262_144}), &batches);
 }

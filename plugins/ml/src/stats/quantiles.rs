@@ -192,9 +192,28 @@ impl Quantiles {
             return vec![f64::NAN; qs.len()];
         }
         if !self.sketch {
-            let mut sorted = self.levels[0].clone();
-            sorted.sort_unstable_by(f64::total_cmp);
-            return qs.iter().map(|&q| exact(&sorted, q, method)).collect();
+            let mut values = self.levels[0].clone();
+            let n = values.len();
+            // A few quantiles: select the ranks they read (O(n) each) instead of sorting.
+            if qs.len() <= 4 {
+                let mut ranks: Vec<usize> = qs
+                    .iter()
+                    .flat_map(|&q| {
+                        let i = position(n, q, method).0;
+                        [i, (i + 1).min(n - 1)]
+                    })
+                    .collect();
+                ranks.sort_unstable();
+                ranks.dedup();
+                let mut start = 0;
+                for &rank in &ranks {
+                    values[start..].select_nth_unstable_by(rank - start, f64::total_cmp);
+                    start = rank + 1;
+                }
+            } else {
+                values.sort_unstable_by(f64::total_cmp);
+            }
+            return qs.iter().map(|&q| exact(&values, q, method)).collect();
         }
         let mut weighted: Vec<(f64, u64)> = self
             .levels
@@ -232,18 +251,18 @@ fn lerp(a: f64, b: f64, t: f64) -> f64 {
     }
 }
 
-/// numpy's quantile of sorted values (`np.quantile(values, q, method=...)`).
-fn exact(sorted: &[f64], q: f64, method: Method) -> f64 {
-    let n = sorted.len();
+/// Where numpy reads quantile `q` of `n` sorted values: the index `i` and the weight of
+/// `values[i + 1]` (0 when only `values[i]` is read).
+fn position(n: usize, q: f64, method: Method) -> (usize, f64) {
     let virtual_index = match method {
         Method::Linear => (n - 1) as f64 * q,
         Method::AveragedInvertedCdf => n as f64 * q - 1.0,
     };
     if virtual_index < 0.0 {
-        return sorted[0];
+        return (0, 0.0);
     }
     if virtual_index >= (n - 1) as f64 {
-        return sorted[n - 1];
+        return (n - 1, 0.0);
     }
     let previous = virtual_index.floor();
     let gamma = virtual_index - previous;
@@ -252,8 +271,17 @@ fn exact(sorted: &[f64], q: f64, method: Method) -> f64 {
         Method::AveragedInvertedCdf if gamma == 0.0 => 0.5,
         Method::AveragedInvertedCdf => 1.0,
     };
-    let i = previous as usize;
-    lerp(sorted[i], sorted[i + 1], gamma)
+    (previous as usize, gamma)
+}
+
+/// numpy's quantile (`np.quantile(values, q, method=...)`) of values that are sorted, or at
+/// least in their sorted place at the indices [`position`] reads.
+fn exact(values: &[f64], q: f64, method: Method) -> f64 {
+    let n = values.len();
+    match position(n, q, method) {
+        (i, _) if i + 1 >= n => values[i],
+        (i, gamma) => lerp(values[i], values[i + 1], gamma),
+    }
 }
 
 impl Stats for Quantiles {
