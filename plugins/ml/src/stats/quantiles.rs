@@ -21,7 +21,7 @@
 //! ```
 //!
 //! because level `h` sees at most `n / 2^h` values and each of its compactions consumes at
-//! least `k - 1` of them. With the default `k = 8192`: 0.12 % at 5 million values, 0.22 % at
+//! least `k - 1` of them. With the default `k = 8192`: 0.12 % at 5 million values, 0.21 % at
 //! a billion; memory is at most about `k` values per level (0.7 MB per column at 5 million).
 //! Merging sketches of several instances keeps the bound (it counts the values of all of
 //! them). A quantile estimate is a value of the data whose rank is within the bound of the
