@@ -9,6 +9,7 @@ mod ipc;
 mod json;
 mod loading;
 mod metrics;
+mod ml;
 mod panics;
 mod parquet;
 mod quickstart;

@@ -1,162 +1,99 @@
-//! The `select` transform: keeps the columns named by a list of column names and glob
-//! patterns (`*` matches any run of characters, `?` exactly one), in the order of the list.
-//! Every column appears at most once (where its first matching entry puts it); an entry
-//! that matches no input column is an error. Selection is zero copy.
+//! `select` and `drop`: zero-copy projections by a list of column names and glob patterns
+//! (`*` matches any run of characters, `?` exactly one).
+//!
+//! - `select` keeps the matching columns in the order of the list; every column appears at
+//!   most once (where its first matching entry puts it).
+//! - `drop` removes the matching columns and keeps the others in input order.
+//!
+//! In both, an entry that matches no input column is an error listing the columns.
 
 use std::sync::Arc;
 
-use mlpipe_plugin_api::arrow::datatypes::Schema;
 use mlpipe_plugin_api::{
-    Config, ConfigKey, ConfigType, Error, RecordBatch, Result, SchemaRef, Transform,
+    ColumnUsage, Config, ConfigKey, RecordBatch, Result, SchemaRef, Transform,
 };
 
+use crate::columns::{self, Accepts, PerSchema, Selection};
+
 /// The config keys of `select`.
-pub(crate) fn keys() -> Vec<ConfigKey> {
-    vec![
-        ConfigKey::new(
-            "columns",
-            ConfigType::StringList,
-            "column names or glob patterns (`*`, `?`), output in this order; a pattern matching nothing is an error",
-        )
-        .required(),
-    ]
+pub(crate) fn select_keys() -> Vec<ConfigKey> {
+    vec![columns::key(
+        "column names or glob patterns (`*`, `?`), output in this order; a pattern matching nothing is an error",
+    )]
 }
 
-/// Keeps the columns matching `patterns`.
-pub(crate) struct Select {
-    patterns: Vec<String>,
-    /// The input schema seen last and the column indices it resolved to.
-    resolved: Option<(SchemaRef, Vec<usize>)>,
+/// The config keys of `drop`.
+pub(crate) fn drop_keys() -> Vec<ConfigKey> {
+    vec![columns::key(
+        "column names or glob patterns (`*`, `?`) of the columns to remove; a pattern matching nothing is an error",
+    )]
 }
 
-impl Select {
-    /// Builds the transform from its validated config.
-    pub(crate) fn from_config(config: &Config) -> Result<Select> {
-        let patterns: Vec<String> = config.require("columns")?;
-        if patterns.is_empty() {
-            return Err(Error::config(
-                "key `columns` of transform `select` is empty; list at least one column name or pattern, e.g. columns = [\"label\", \"feature_*\"]",
-            ));
-        }
-        if let Some(empty) = patterns.iter().position(String::is_empty) {
-            return Err(Error::config(format!(
-                "key `columns` of transform `select`: entry {empty} is an empty string; write a column name or a pattern such as \"x_*\""
-            )));
-        }
-        Ok(Select {
-            patterns,
-            resolved: None,
+/// Keeps (`select`) or removes (`drop`) the columns matching a selection.
+pub(crate) struct Projection {
+    selection: Selection,
+    drop: bool,
+    /// The kept column indices per input schema.
+    indices: PerSchema<Vec<usize>>,
+}
+
+impl Projection {
+    /// `select` from its validated config.
+    pub(crate) fn select(config: &Config) -> Result<Projection> {
+        Projection::new(config, "select", false)
+    }
+
+    /// `drop` from its validated config.
+    pub(crate) fn drop(config: &Config) -> Result<Projection> {
+        Projection::new(config, "drop", true)
+    }
+
+    fn new(config: &Config, component: &'static str, drop: bool) -> Result<Projection> {
+        Ok(Projection {
+            selection: Selection::from_config(config, component, "columns")?,
+            drop,
+            indices: PerSchema::default(),
         })
     }
 
-    /// The indices of the selected columns of `schema`, in output order.
-    fn resolve(&self, schema: &Schema) -> Result<Vec<usize>> {
-        let fields = schema.fields();
-        let mut taken = vec![false; fields.len()];
-        let mut indices = Vec::new();
-        for pattern in &self.patterns {
-            let mut matched = false;
-            for (index, field) in fields.iter().enumerate() {
-                if !glob_match(pattern, field.name()) {
-                    continue;
-                }
-                matched = true;
-                if let Some(slot) = taken.get_mut(index)
-                    && !*slot
-                {
-                    *slot = true;
-                    indices.push(index);
-                }
-            }
-            if !matched {
-                return Err(unmatched(pattern, schema));
-            }
-        }
-        Ok(indices)
-    }
-
-    /// The indices for a batch of schema `schema`, resolved once per distinct schema.
-    fn indices_for(&mut self, schema: &SchemaRef) -> Result<&[usize]> {
-        let stale = match &self.resolved {
-            Some((seen, _)) => !(Arc::ptr_eq(seen, schema) || seen.fields() == schema.fields()),
-            None => true,
-        };
-        if stale {
-            let indices = self.resolve(schema)?;
-            self.resolved = Some((schema.clone(), indices));
-        }
-        Ok(self
-            .resolved
-            .as_ref()
-            .map(|(_, indices)| indices.as_slice())
-            .unwrap_or_default())
+    /// The indices of the kept columns, in output order.
+    fn kept(selection: &Selection, drop: bool, schema: &SchemaRef) -> Result<Vec<usize>> {
+        let matched = selection.resolve(schema, Accepts::ANY)?;
+        Ok(if drop {
+            (0..schema.fields().len())
+                .filter(|i| !matched.contains(i))
+                .collect()
+        } else {
+            matched
+        })
     }
 }
 
-/// The error for a pattern that matches no column: names it and lists the input columns.
-fn unmatched(pattern: &str, schema: &Schema) -> Error {
-    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    let listed = if names.is_empty() {
-        "(none)".to_string()
-    } else {
-        names.join(", ")
-    };
-    let hint = names
-        .iter()
-        .find(|name| name.eq_ignore_ascii_case(pattern))
-        .map(|name| format!(" (did you mean `{name}`? names are case-sensitive)"))
-        .unwrap_or_default();
-    Error::config(format!(
-        "key `columns` of transform `select`: `{pattern}` matches no input column{hint}; the input columns are: {listed}"
-    ))
-}
-
-impl Transform for Select {
+impl Transform for Projection {
     fn output_schema(&self, input: &SchemaRef) -> Result<SchemaRef> {
-        let indices = self.resolve(input)?;
+        let indices = Projection::kept(&self.selection, self.drop, input)?;
         Ok(Arc::new(input.project(&indices)?))
     }
 
     fn transform(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
-        let schema = batch.schema();
-        let indices = self.indices_for(&schema)?;
+        let (selection, drop) = (&self.selection, self.drop);
+        let indices = self.indices.get(&batch.schema(), |schema| {
+            Projection::kept(selection, drop, schema)
+        })?;
         Ok(batch.project(indices)?)
     }
-}
 
-/// Whether `text` matches the glob `pattern`: `*` matches any run of characters (also
-/// none), `?` exactly one character, anything else itself. Linear-time backtracking over
-/// the last `*` only, which is enough because `*` is the only variable-length token.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0, 0);
-    // The position of the last `*` seen and the text position it was tried at.
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match (pattern.get(p), text.get(t)) {
-            (Some('*'), _) => {
-                star = Some((p, t));
-                p += 1;
-            }
-            (Some(&wanted), Some(&got)) if wanted == '?' || wanted == got => {
-                p += 1;
-                t += 1;
-            }
-            _ => match star {
-                // Let the last `*` swallow one more character and retry.
-                Some((star_p, star_t)) => {
-                    p = star_p + 1;
-                    t = star_t + 1;
-                    star = Some((star_p, star_t + 1));
-                }
-                None => return false,
-            },
-        }
+    fn column_usage(&self, input: &SchemaRef) -> Result<Option<ColumnUsage>> {
+        let kept = Projection::kept(&self.selection, self.drop, input)?;
+        let removed = (0..input.fields().len())
+            .filter(|i| !kept.contains(i))
+            .map(|i| input.field(i).name().clone())
+            .collect();
+        Ok(Some(ColumnUsage {
+            reads: Vec::new(),
+            writes: removed,
+        }))
     }
-    pattern
-        .get(p..)
-        .is_some_and(|rest| rest.iter().all(|&c| c == '*'))
 }
 
 #[cfg(test)]
@@ -167,8 +104,6 @@ mod tests {
     use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Schema};
     use mlpipe_plugin_api::{ErrorKind, RecordBatch, Transform};
     use serde_json::json;
-
-    use super::glob_match;
 
     fn batch(names: &[&str]) -> RecordBatch {
         let fields: Vec<Field> = names
@@ -189,26 +124,6 @@ mod tests {
 
     fn names(schema: &Schema) -> Vec<String> {
         schema.fields().iter().map(|f| f.name().clone()).collect()
-    }
-
-    #[test]
-    fn glob_matching() {
-        assert!(glob_match("a", "a"));
-        assert!(!glob_match("a", "ab"));
-        assert!(!glob_match("ab", "a"));
-        assert!(glob_match("*", ""));
-        assert!(glob_match("*", "anything"));
-        assert!(glob_match("*_mm", "bill_length_mm"));
-        assert!(!glob_match("*_mm", "bill_length_cm"));
-        assert!(glob_match("f?", "f1"));
-        assert!(!glob_match("f?", "f"));
-        assert!(!glob_match("f?", "f12"));
-        assert!(glob_match("a*b*c", "a__b__b__c"));
-        assert!(!glob_match("a*b*c", "a__b__b__"));
-        assert!(glob_match("**x", "x"));
-        assert!(glob_match("é?", "éü"));
-        assert!(!glob_match("", "a"));
-        assert!(glob_match("", ""));
     }
 
     #[test]
@@ -258,6 +173,24 @@ mod tests {
         let mut t = select(json!(["island"]));
         let err = t.transform(input).unwrap_err();
         assert!(err.message().contains("did you mean `Island`?"), "{err}");
+    }
+
+    #[test]
+    fn drop_removes_matches_and_keeps_input_order() {
+        let input = batch(&["id", "x_1", "label", "x_2", "y"]);
+        let mut t = crate::plugin()
+            .create_transform("drop", &json!({ "columns": ["y", "x_*"] }))
+            .unwrap();
+        let out = t.transform(input.clone()).unwrap();
+        assert_eq!(names(&out.schema()), ["id", "label"]);
+        assert!(Arc::ptr_eq(out.column(1), input.column(2)));
+        let usage = t.column_usage(&input.schema()).unwrap().unwrap();
+        assert_eq!(usage.writes, ["x_1", "x_2", "y"]);
+        let err = t.transform(batch(&["id"])).unwrap_err();
+        assert!(
+            err.message().contains("transform `drop`: `y` matches no"),
+            "{err}"
+        );
     }
 
     #[test]

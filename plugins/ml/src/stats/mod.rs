@@ -1,0 +1,6 @@
+//! Mergeable statistics that fitted transforms accumulate per column.
+
+pub(crate) mod extremes;
+pub(crate) mod moments;
+pub(crate) mod quantiles;
+pub(crate) mod vocab;
