@@ -1,9 +1,11 @@
 //! Kernels across the boundary: the vtable, the plugin-side entry point, and
 //! [`BorrowedKernel`], which implements [`Kernel`] again on the other side.
 //!
-//! Arguments cross as the columns `arg0, arg1, …` of one batch, the result as the single
-//! column of another. Unlike other components, a kernel may be called from several
-//! threads at once.
+//! Arguments cross as one row of a batch: column `argN` holds argument N as the single
+//! element of a large list, so that arguments of different lengths (a column and
+//! one-element scalars) travel together, still without a copy (the list's child is the
+//! argument's array). The result crosses as the single column of another batch. Unlike
+//! other components, a kernel may be called from several threads at once.
 //!
 //! Kernels are also handed *to* plugins: the host resolves the pipeline's kernels once,
 //! keeps their handles for the life of the process, and passes each transform it creates
@@ -14,7 +16,11 @@ use std::ffi::c_void;
 
 use abi_stable::StableAbi;
 use abi_stable::std_types::{RResult, RStr};
-use arrow::array::{ArrayRef, RecordBatch};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, LargeListArray, RecordBatch};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::Field;
 
 use super::arrow::{FfiBatch, arrays_to_batch};
 use super::error::{FfiError, into_result};
@@ -126,7 +132,7 @@ fn call_through(
     state: *mut c_void,
     args: &[ArrayRef],
 ) -> Result<ArrayRef> {
-    let args = FfiBatch::export(arrays_to_batch(args)?)?;
+    let args = FfiBatch::export(pack_arguments(args)?)?;
     // SAFETY: `vtable` and `state` belong to a live kernel (owned by a handle, or leaked
     // by the host), and kernels allow concurrent calls.
     result_column(record_import(into_result(unsafe {
@@ -135,6 +141,38 @@ fn call_through(
 }
 
 type Boxed = Box<dyn Kernel>;
+
+/// Kernel arguments as one row: argument N becomes the one element of column `argN`.
+fn pack_arguments(args: &[ArrayRef]) -> Result<RecordBatch> {
+    let lists: Vec<ArrayRef> = args
+        .iter()
+        .map(|arg| {
+            let item = Arc::new(Field::new_list_field(arg.data_type().clone(), true));
+            let offsets = OffsetBuffer::from_lengths([arg.len()]);
+            Ok(Arc::new(LargeListArray::try_new(item, offsets, arg.clone(), None)?) as ArrayRef)
+        })
+        .collect::<Result<_>>()?;
+    arrays_to_batch(&lists)
+}
+
+/// The arguments [`pack_arguments`] packed.
+fn unpack_arguments(batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+    batch
+        .columns()
+        .iter()
+        .enumerate()
+        .map(|(i, column)| match column.as_list_opt::<i64>() {
+            Some(list) if list.len() == 1 && list.is_valid(0) => Ok(list.value(0)),
+            _ => Err(Error::bad_data(format!(
+                "kernel argument {i} is {} of {} rows, not the one-element large list the \
+                 kernel ABI passes arguments as; rebuild the plugin against this \
+                 mlpipe-plugin-api",
+                column.data_type(),
+                column.len()
+            ))),
+        })
+        .collect()
+}
 
 fn result_column(batch: RecordBatch) -> Result<ArrayRef> {
     match batch.columns() {
@@ -151,8 +189,8 @@ unsafe extern "C" fn call(state: *mut c_void, args: FfiBatch) -> RResult<FfiBatc
     // from several threads at once are allowed.
     unsafe {
         call_ref(state, |k: &Boxed| {
-            let args = record_import(args)?;
-            let result = k.call(args.columns())?;
+            let args = unpack_arguments(&record_import(args)?)?;
+            let result = k.call(&args)?;
             FfiBatch::export(arrays_to_batch(&[result])?)
         })
     }
@@ -174,4 +212,55 @@ pub(crate) fn export(kernel: Boxed) -> FfiKernel {
         KernelVTableRef(KernelVTable::VTABLE.as_prefix()),
         into_state(kernel),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use arrow::array::{Float64Array, Int32Array};
+    use arrow::datatypes::Float64Type;
+
+    use super::*;
+
+    /// Where the values of the last `x` the kernel saw lived.
+    static SEEN_AT: AtomicUsize = AtomicUsize::new(0);
+
+    /// `x + y`, with `y` one value.
+    struct AddScalar;
+
+    impl Kernel for AddScalar {
+        fn call(&self, args: &[ArrayRef]) -> Result<ArrayRef> {
+            let x = args[0].as_primitive::<Float64Type>();
+            let y = args[1].as_primitive::<Float64Type>().value(0);
+            SEEN_AT.store(x.values().as_ptr() as usize, Ordering::SeqCst);
+            Ok(Arc::new(x.unary::<_, Float64Type>(|v| v + y)))
+        }
+    }
+
+    #[test]
+    fn arguments_of_different_lengths_cross_without_a_copy() {
+        let kernel = BorrowedKernel::new(FfiKernel::export(Box::new(AddScalar)).leak());
+        let x = Float64Array::from(vec![1.0, 2.0, 3.0, 4.0]).slice(1, 3);
+        let address = x.values().as_ptr() as usize;
+        let y: ArrayRef = Arc::new(Float64Array::from(vec![10.0]));
+        let out = kernel.call(&[Arc::new(x), y]).unwrap();
+        assert_eq!(
+            out.as_primitive::<Float64Type>().values(),
+            &[12.0, 13.0, 14.0]
+        );
+        assert_eq!(SEEN_AT.load(Ordering::SeqCst), address, "x was not copied");
+    }
+
+    #[test]
+    fn arguments_not_packed_as_one_element_lists_are_refused() {
+        let flat = arrays_to_batch(&[Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef]).unwrap();
+        let error = unpack_arguments(&flat).unwrap_err();
+        assert!(
+            error
+                .message()
+                .contains("kernel argument 0 is Int32 of 2 rows"),
+            "{error}"
+        );
+    }
 }
