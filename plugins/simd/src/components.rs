@@ -37,6 +37,8 @@ pub(crate) struct KernelInfo {
     pub signature: &'static str,
     /// The argument names, in order.
     pub args: &'static [&'static str],
+    /// How many of the arguments must be given (the rest have defaults).
+    pub required: usize,
 }
 
 /// Every kernel of the plugin. `T` is `float32` or `float64`, the same for all arguments;
@@ -46,8 +48,9 @@ pub(crate) const KERNELS: [KernelInfo; 8] = [
         op: Op::FillStandardize,
         name: "fill_standardize",
         description: "fills nulls, subtracts the mean and divides by the scale, in one pass",
-        signature: "(x: T, fill: T[1], mean: T[1], scale: T[1]) -> T (no nulls), T = float32 | float64",
-        args: &["x", "fill", "mean", "scale"],
+        signature: "(x: T, fill: T[1], mean: T[1], scale: T[1], fill_nan: boolean[1] = false) -> T (no nulls), T = float32 | float64",
+        args: &["x", "fill", "mean", "scale", "fill_nan"],
+        required: 4,
     },
     KernelInfo {
         op: Op::MinMaxScale,
@@ -55,6 +58,7 @@ pub(crate) const KERNELS: [KernelInfo; 8] = [
         description: "scikit-learn's MinMaxScaler transform: x * scale + offset from the data and target ranges",
         signature: "(x: T, data_min: T[1], data_max: T[1], range_min: T[1], range_max: T[1]) -> T (nulls kept), T = float32 | float64",
         args: &["x", "data_min", "data_max", "range_min", "range_max"],
+        required: 5,
     },
     KernelInfo {
         op: Op::Clip,
@@ -62,6 +66,7 @@ pub(crate) const KERNELS: [KernelInfo; 8] = [
         description: "min(max(x, lo), hi), NaN kept",
         signature: "(x: T, lo: T[1], hi: T[1]) -> T (nulls kept), T = float32 | float64",
         args: &["x", "lo", "hi"],
+        required: 3,
     },
     KernelInfo {
         op: Op::Log1p,
@@ -69,6 +74,7 @@ pub(crate) const KERNELS: [KernelInfo; 8] = [
         description: "ln(1 + x), accurate near zero",
         signature: "(x: T) -> T (nulls kept), T = float32 | float64",
         args: &["x"],
+        required: 1,
     },
     KernelInfo {
         op: Op::Moments,
@@ -76,6 +82,7 @@ pub(crate) const KERNELS: [KernelInfo; 8] = [
         description: "count, sum, mean and M2 of the non-null, non-NaN values (mergeable; variance = m2 / count)",
         signature: "(x: T) -> struct<count: uint64, sum: float64, mean: float64, m2: float64>[1], T = float32 | float64",
         args: &["x"],
+        required: 1,
     },
     KernelInfo {
         op: Op::MinMax,
@@ -83,6 +90,7 @@ pub(crate) const KERNELS: [KernelInfo; 8] = [
         description: "smallest and largest non-null, non-NaN value (null when there is none)",
         signature: "(x: T) -> struct<min: T, max: T>[1], T = float32 | float64",
         args: &["x"],
+        required: 1,
     },
     KernelInfo {
         op: Op::L2Norm,
@@ -90,6 +98,7 @@ pub(crate) const KERNELS: [KernelInfo; 8] = [
         description: "sqrt(sum of x²) over the non-null values, accumulated in float64",
         signature: "(x: T) -> float64[1], T = float32 | float64",
         args: &["x"],
+        required: 1,
     },
     KernelInfo {
         op: Op::Dot,
@@ -97,12 +106,13 @@ pub(crate) const KERNELS: [KernelInfo; 8] = [
         description: "sum of x * y over the rows where both are non-null, accumulated in float64",
         signature: "(x: T, y: T) -> float64[1], T = float32 | float64",
         args: &["x", "y"],
+        required: 2,
     },
 ];
 
 /// The config keys of a kernel.
-pub(crate) fn keys(op: Op) -> Vec<ConfigKey> {
-    let mut keys = vec![
+pub(crate) fn keys() -> Vec<ConfigKey> {
+    vec![
         ConfigKey::new(
             "isa",
             ConfigType::String,
@@ -112,18 +122,7 @@ pub(crate) fn keys(op: Op) -> Vec<ConfigKey> {
             ),
         )
         .default("auto"),
-    ];
-    if op == Op::FillStandardize {
-        keys.push(
-            ConfigKey::new(
-                "fill_nan",
-                ConfigType::Boolean,
-                "also replace NaN values by `fill` (as scikit-learn's SimpleImputer)",
-            )
-            .default(false),
-        );
-    }
-    keys
+    ]
 }
 
 /// A kernel instance: what it computes and on which instruction set.
@@ -131,19 +130,13 @@ pub(crate) fn keys(op: Op) -> Vec<ConfigKey> {
 pub(crate) struct SimdKernel {
     info: &'static KernelInfo,
     isa: Isa,
-    fill_nan: bool,
 }
 
 impl SimdKernel {
     pub(crate) fn from_config(info: &'static KernelInfo, config: &Config) -> Result<SimdKernel> {
         let isa = Isa::from_name(&config.require::<String>("isa")?)
             .map_err(|e| e.context(format!("kernel `{}`", info.name)))?;
-        let fill_nan = config.get("fill_nan")?.unwrap_or(false);
-        Ok(SimdKernel {
-            info,
-            isa,
-            fill_nan,
-        })
+        Ok(SimdKernel { info, isa })
     }
 
     fn error(&self, message: impl std::fmt::Display) -> Error {
@@ -182,6 +175,23 @@ impl SimdKernel {
         Ok(array.value(0))
     }
 
+    /// Optional argument `i` as one non-null boolean; `false` when it is not given.
+    fn flag(&self, args: &[ArrayRef], i: usize) -> Result<bool> {
+        let Some(arg) = args.get(i) else {
+            return Ok(false);
+        };
+        match arg.as_boolean_opt() {
+            Some(flag) if flag.len() == 1 && flag.null_count() == 0 => Ok(flag.value(0)),
+            _ => Err(self.error(format_args!(
+                "argument {} (`{}`) must be one non-null boolean, got {} values of type {}",
+                i + 1,
+                self.info.args[i],
+                arg.len(),
+                arg.data_type()
+            ))),
+        }
+    }
+
     fn call_typed<E: Element>(&self, args: &[ArrayRef]) -> Result<ArrayRef> {
         let x = self.column::<E>(args, 0)?;
         let values = x.values().as_ref();
@@ -200,7 +210,7 @@ impl SimdKernel {
                     fill: self.scalar(args, 1)?,
                     mean: self.scalar(args, 2)?,
                     scale: self.scalar(args, 3)?,
-                    fill_nan: self.fill_nan,
+                    fill_nan: self.flag(args, 4)?,
                 };
                 let mut out = vec![E::ZERO; values.len()];
                 elementwise::fill_standardize(isa, values, x.nulls(), params, &mut out);
@@ -271,8 +281,13 @@ impl SimdKernel {
 
 impl Kernel for SimdKernel {
     fn call(&self, args: &[ArrayRef]) -> Result<ArrayRef> {
-        let expected = self.info.args.len();
-        if args.len() != expected {
+        let (required, all) = (self.info.required, self.info.args.len());
+        if args.len() < required || args.len() > all {
+            let expected = if required == all {
+                format!("{all}")
+            } else {
+                format!("{required} to {all}")
+            };
             return Err(self.error(format_args!(
                 "takes {expected} arguments ({}), got {}; signature {}",
                 self.info.args.join(", "),
@@ -292,7 +307,7 @@ impl Kernel for SimdKernel {
 
 #[cfg(test)]
 mod tests {
-    use mlpipe_plugin_api::arrow::array::{Float32Array, StringArray};
+    use mlpipe_plugin_api::arrow::array::{BooleanArray, Float32Array, StringArray};
     use mlpipe_plugin_api::arrow::datatypes::{Float64Type, UInt64Type};
     use mlpipe_plugin_api::{ErrorKind, Kernel};
     use serde_json::json;
@@ -352,13 +367,9 @@ mod tests {
             assert_eq!(out.values()[..3], [0.0, 0.5, 1.5]);
             assert!(out.value(3).is_nan(), "NaN is kept unless fill_nan");
 
-            let filled = crate::plugin()
-                .create_kernel(
-                    "fill_standardize",
-                    &json!({ "isa": isa.name(), "fill_nan": true }),
-                )
-                .unwrap()
-                .call(&[x.clone(), one(2.0), one(1.0), one(2.0)])
+            let fill_nan: ArrayRef = Arc::new(BooleanArray::from(vec![true]));
+            let filled = kernel("fill_standardize", isa.name())
+                .call(&[x.clone(), one(2.0), one(1.0), one(2.0), fill_nan])
                 .unwrap();
             assert_eq!(filled.as_primitive::<Float64Type>().value(3), 0.5);
 
@@ -404,7 +415,17 @@ mod tests {
     #[test]
     fn bad_arguments_are_errors_naming_the_kernel_and_argument() {
         let x = f64s(&[Some(1.0), Some(2.0)]);
-        let cases: [(&str, Vec<ArrayRef>, &str); 5] = [
+        let cases: [(&str, Vec<ArrayRef>, &str); 7] = [
+            (
+                "fill_standardize",
+                vec![x.clone(), one(0.0), one(0.0)],
+                "takes 4 to 5 arguments (x, fill, mean, scale, fill_nan), got 3",
+            ),
+            (
+                "fill_standardize",
+                vec![x.clone(), one(0.0), one(0.0), one(1.0), one(1.0)],
+                "argument 5 (`fill_nan`) must be one non-null boolean, got 1 values of type Float64",
+            ),
             (
                 "clip",
                 vec![x.clone(), one(0.0)],

@@ -56,12 +56,13 @@ pub fn affine<E: Element>(isa: Isa, x: &[E], scale: E, offset: E, out: &mut [E])
 
 /// The `(scale, offset)` of scikit-learn's `MinMaxScaler` fitted to `[data_min, data_max]`
 /// with `feature_range = (range_min, range_max)`, computed as scikit-learn does in the
-/// data's type: `scale = (range_max - range_min) / (data_max - data_min)` (a zero data
-/// range counts as 1) and `offset = range_min - data_min * scale`. With [`affine`] it gives
-/// scikit-learn's `transform` bit for bit.
+/// data's type: `scale = (range_max - range_min) / (data_max - data_min)` (a data range
+/// below 10 machine epsilons counts as 1, scikit-learn's `_handle_zeros_in_scale`) and
+/// `offset = range_min - data_min * scale`. With [`affine`] it gives scikit-learn's
+/// `transform` bit for bit.
 pub fn min_max_params<E: Element>(data_min: E, data_max: E, range_min: E, range_max: E) -> (E, E) {
     let range = data_max.sub(data_min);
-    let range = if range == E::ZERO {
+    let range = if range < E::from_f64(10.0).mul(E::EPSILON) {
         E::from_f64(1.0)
     } else {
         range

@@ -47,8 +47,9 @@ pub use crate::isa::Isa;
 pub use crate::reduce::{BLOCK, Moments, dot, l2_norm, min_max, moments};
 pub use crate::vector::Element;
 
-/// The plugin definition the host loads.
-fn plugin() -> Plugin {
+/// The plugin definition: what the host loads through `export_plugin!`, and what a Rust
+/// program (or another plugin's tests) can create kernels from in process.
+pub fn plugin() -> Plugin {
     components::KERNELS.iter().fold(
         Plugin::new("simd", env!("CARGO_PKG_VERSION")),
         |plugin, info| {
@@ -56,7 +57,7 @@ fn plugin() -> Plugin {
                 info.name,
                 info.description,
                 info.signature,
-                components::keys(info.op),
+                components::keys(),
                 move |config| components::SimdKernel::from_config(info, config),
             )
         },

@@ -367,4 +367,9 @@ fn special_values_follow_the_documented_semantics() {
         (1.0, -2.0),
         "a constant column"
     );
+    assert_eq!(
+        min_max_params(1.0, 1.0 + 4.0 * f64::EPSILON, 0.0, 1.0),
+        (1.0, -1.0),
+        "a range under 10 epsilons counts as constant, as in scikit-learn"
+    );
 }

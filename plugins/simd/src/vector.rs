@@ -111,6 +111,8 @@ pub trait Element:
     const ZERO: Self;
     /// `+∞`.
     const INFINITY: Self;
+    /// The machine epsilon (the gap between 1 and the next value).
+    const EPSILON: Self;
 
     /// The value as an `f64` (exact).
     fn to_f64(self) -> f64;
@@ -246,6 +248,7 @@ impl Element for f64 {
 
     const ZERO: f64 = 0.0;
     const INFINITY: f64 = f64::INFINITY;
+    const EPSILON: f64 = f64::EPSILON;
 
     #[inline(always)]
     fn to_f64(self) -> f64 {
@@ -274,6 +277,7 @@ impl Element for f32 {
 
     const ZERO: f32 = 0.0;
     const INFINITY: f32 = f32::INFINITY;
+    const EPSILON: f32 = f32::EPSILON;
 
     #[inline(always)]
     fn to_f64(self) -> f64 {
