@@ -133,7 +133,7 @@ impl PipelineConfig {
                     Some(other) => {
                         return Err(error(format!(
                             "`pipeline.kernels` must be a table of kernel choices, e.g. \
-                             kernels = {{ standardize_f64 = \"myplugin/standardize_f64\" }}, not {other}"
+                             kernels = {{ fill_standardize = \"myplugin/fill_standardize\" }}, not {other}"
                         )));
                     }
                 };

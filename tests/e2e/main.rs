@@ -7,6 +7,7 @@ mod csv;
 mod failures;
 mod ipc;
 mod json;
+mod kernels;
 mod loading;
 mod metrics;
 mod ml;

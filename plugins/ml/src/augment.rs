@@ -384,12 +384,11 @@ mod tests {
         let t = make("random_mask", &config);
         assert!(t.output_schema(&batch(1).schema()).is_err());
         assert!(
-            crate::plugin()
-                .create_transform(
-                    "random_mask",
-                    &json!({"columns": ["x"], "rate": 2, "key": "id"})
-                )
-                .is_err()
+            crate::testing::try_make(
+                "random_mask",
+                &json!({"columns": ["x"], "rate": 2, "key": "id"})
+            )
+            .is_err()
         );
     }
 }

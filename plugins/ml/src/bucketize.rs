@@ -404,10 +404,7 @@ mod tests {
             json!({"columns": ["x"], "n_bins": 0}),
             json!({"columns": ["x"], "n_bins": 3, "strategy": "kmeans"}),
         ] {
-            assert!(
-                crate::plugin().create_transform(NAME, &config).is_err(),
-                "{config}"
-            );
+            assert!(crate::testing::try_make(NAME, &config).is_err(), "{config}");
         }
     }
 }

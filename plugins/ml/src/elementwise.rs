@@ -3,7 +3,8 @@
 //! - `clip`: bounds values to `[min, max]` (either may be omitted); NaN stays NaN.
 //! - `log1p`: `ln(1 + x)`, accurate near 0; `-1` gives `-inf`, below `-1` NaN.
 //!
-//! Both keep nulls; float32 stays float32, integers and float64 become float64.
+//! Both keep nulls; float32 stays float32, integers and float64 become float64. Both are
+//! computed by the kernel of the same name (see [`crate::kernels`]).
 
 use mlpipe_plugin_api::arrow::array::ArrayRef;
 use mlpipe_plugin_api::arrow::datatypes::Field;
@@ -12,7 +13,8 @@ use mlpipe_plugin_api::{Config, ConfigKey, ConfigType, Error, Result};
 use crate::columns::{self, Accepts, Selection};
 use crate::columnwise::{ColumnOp, Columnwise};
 use crate::fitting::NoStats;
-use crate::numeric::{NUMERIC, float_type, map_float};
+use crate::kernels::NumericKernel;
+use crate::numeric::{NUMERIC, float_type};
 
 /// The config keys of `clip`.
 pub(crate) fn clip_keys() -> Vec<ConfigKey> {
@@ -55,7 +57,11 @@ pub(crate) fn clip(config: &Config) -> Result<Columnwise<Clip>> {
         )));
     }
     Ok(Columnwise::new(
-        Clip { min, max },
+        Clip {
+            min,
+            max,
+            kernel: NumericKernel::from_config(config, "clip")?,
+        },
         Selection::from_config(config, "clip", "columns")?,
     ))
 }
@@ -63,7 +69,9 @@ pub(crate) fn clip(config: &Config) -> Result<Columnwise<Clip>> {
 /// `log1p` from its validated config.
 pub(crate) fn log1p(config: &Config) -> Result<Columnwise<Log1p>> {
     Ok(Columnwise::new(
-        Log1p,
+        Log1p {
+            kernel: NumericKernel::from_config(config, "log1p")?,
+        },
         Selection::from_config(config, "log1p", "columns")?,
     ))
 }
@@ -72,30 +80,23 @@ pub(crate) fn log1p(config: &Config) -> Result<Columnwise<Log1p>> {
 pub(crate) struct Clip {
     min: f64,
     max: f64,
+    kernel: NumericKernel,
 }
 
 impl Clip {
     fn map(&self, array: &ArrayRef) -> Result<ArrayRef> {
-        let (min, max) = (self.min, self.max);
-        // `x.clamp(min, max)` would be the same, but says less about NaN: it stays NaN.
-        map_float(array.as_ref(), |x| {
-            if x < min {
-                min
-            } else if x > max {
-                max
-            } else {
-                x
-            }
-        })
+        self.kernel.call(array, &[self.min, self.max], &[])
     }
 }
 
 /// The `log1p` component.
-pub(crate) struct Log1p;
+pub(crate) struct Log1p {
+    kernel: NumericKernel,
+}
 
 impl Log1p {
     fn map(&self, array: &ArrayRef) -> Result<ArrayRef> {
-        map_float(array.as_ref(), f64::ln_1p)
+        self.kernel.call(array, &[], &[])
     }
 }
 
@@ -174,14 +175,9 @@ mod tests {
         let mut t = make("clip", &json!({"columns": ["x"], "max": 0}));
         let out = transform(&mut *t, batch);
         assert_eq!(out.column(0).as_primitive::<Float64Type>().value(0), -5.0);
+        assert!(crate::testing::try_make("clip", &json!({"columns": ["x"]})).is_err());
         assert!(
-            crate::plugin()
-                .create_transform("clip", &json!({"columns": ["x"]}))
-                .is_err()
-        );
-        assert!(
-            crate::plugin()
-                .create_transform("clip", &json!({"columns": ["x"], "min": 2, "max": 1}))
+            crate::testing::try_make("clip", &json!({"columns": ["x"], "min": 2, "max": 1}))
                 .is_err()
         );
     }

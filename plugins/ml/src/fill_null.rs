@@ -555,7 +555,6 @@ mod tests {
 
     #[test]
     fn bad_configs_say_what_is_expected() {
-        let plugin = crate::plugin();
         for (config, expected) in [
             (
                 json!({"columns": ["x"], "strategy": "median?"}),
@@ -574,7 +573,7 @@ mod tests {
                 "a number or a string",
             ),
         ] {
-            let err = plugin.create_transform(NAME, &config).err().unwrap();
+            let err = crate::testing::try_make(NAME, &config).err().unwrap();
             assert!(err.message().contains(expected), "{config}: {err}");
         }
     }

@@ -297,8 +297,7 @@ mod tests {
 
     #[test]
     fn filter_errors_name_the_key() {
-        let err = crate::plugin()
-            .create_transform("filter", &json!({"where": "x >"}))
+        let err = crate::testing::try_make("filter", &json!({"where": "x >"}))
             .err()
             .unwrap();
         assert!(

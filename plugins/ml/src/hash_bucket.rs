@@ -150,10 +150,7 @@ mod tests {
             json!({"columns": ["s"], "buckets": 0}),
             json!({"columns": ["s"], "buckets": 10, "seed": 4294967296u64}),
         ] {
-            assert!(
-                crate::plugin().create_transform(NAME, &config).is_err(),
-                "{config}"
-            );
+            assert!(crate::testing::try_make(NAME, &config).is_err(), "{config}");
         }
         let floats = batch_of(vec![(
             "f",

@@ -6,7 +6,10 @@
 //! - A constant column (range below 10·ε) gets `scale = hi - lo`, so it maps to `lo`.
 //! - `clip = true` clips the output to `range` (for values outside the fitted range).
 //! - Nulls and NaN are ignored by the fit and stay null / NaN.
-//! - float32 stays float32; integers and float64 become float64.
+//! - float32 stays float32 (computed in float32, as scikit-learn does for float32 data);
+//!   integers and float64 become float64.
+//! - Applied by the `min_max_scale` kernel, and `clip` with `clip = true` (see
+//!   [`crate::kernels`]).
 //! - Fitted parameters per column: `data_min`, `data_max`, `scale`, `min`, `count`.
 
 use mlpipe_plugin_api::arrow::array::ArrayRef;
@@ -17,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::columns::{self, Accepts, Selection};
 use crate::columnwise::{ColumnOp, Columnwise, not_fitted};
 use crate::fitting::finite;
-use crate::numeric::{NUMERIC, float_type, map_float};
+use crate::kernels::NumericKernel;
+use crate::numeric::{NUMERIC, float_type};
 use crate::stats::extremes::Extremes;
 
 const NAME: &str = "min_max";
@@ -52,10 +56,16 @@ pub(crate) fn from_config(config: &Config) -> Result<Columnwise<MinMax>> {
             )));
         }
     };
+    let clip = if config.require("clip")? {
+        Some(NumericKernel::from_config(config, "clip")?)
+    } else {
+        None
+    };
     let op = MinMax {
         lo,
         hi,
-        clip: config.require("clip")?,
+        scale: NumericKernel::from_config(config, "min_max_scale")?,
+        clip,
     };
     Ok(Columnwise::new(
         op,
@@ -67,7 +77,9 @@ pub(crate) fn from_config(config: &Config) -> Result<Columnwise<MinMax>> {
 pub(crate) struct MinMax {
     lo: f64,
     hi: f64,
-    clip: bool,
+    scale: NumericKernel,
+    /// Clips the output to `[lo, hi]` when set.
+    clip: Option<NumericKernel>,
 }
 
 /// One column's fitted parameters (scikit-learn's `data_min_`, `data_max_`, `scale_`,
@@ -85,8 +97,8 @@ impl ColumnOp for MinMax {
     const NAME: &'static str = NAME;
     type Stats = Extremes;
     type Params = Scaling;
-    /// `(scale, min)`.
-    type Prepared = (f64, f64);
+    /// `[data_min, data_max, lo, hi]`: the kernel's scalar arguments.
+    type Prepared = [f64; 4];
 
     fn accepts(&self) -> Accepts {
         NUMERIC
@@ -128,17 +140,16 @@ impl ColumnOp for MinMax {
         })
     }
 
-    fn prepare(&self, params: Option<&Scaling>, _: &Field) -> Result<(f64, f64)> {
+    fn prepare(&self, params: Option<&Scaling>, _: &Field) -> Result<[f64; 4]> {
         let params = params.ok_or_else(|| not_fitted(NAME))?;
-        Ok((params.scale, params.min))
+        Ok([params.data_min, params.data_max, self.lo, self.hi])
     }
 
-    fn apply(&self, &(scale, min): &(f64, f64), array: &ArrayRef) -> Result<ArrayRef> {
-        let (lo, hi) = (self.lo, self.hi);
-        if self.clip {
-            map_float(array.as_ref(), |x| (x * scale + min).clamp(lo, hi))
-        } else {
-            map_float(array.as_ref(), |x| x * scale + min)
+    fn apply(&self, scalars: &[f64; 4], array: &ArrayRef) -> Result<ArrayRef> {
+        let scaled = self.scale.call(array, scalars, &[])?;
+        match &self.clip {
+            Some(clip) => clip.call(&scaled, &[self.lo, self.hi], &[]),
+            None => Ok(scaled),
         }
     }
 }
@@ -220,8 +231,7 @@ mod tests {
     #[test]
     fn bad_ranges_are_rejected() {
         for range in [json!([1, 0]), json!([0]), json!([0, 1, 2])] {
-            let err = crate::plugin()
-                .create_transform(NAME, &json!({"columns": ["x"], "range": range}))
+            let err = crate::testing::try_make(NAME, &json!({"columns": ["x"], "range": range}))
                 .err()
                 .unwrap();
             assert!(err.message().contains("lo < hi"), "{err}");

@@ -2,8 +2,8 @@
 //! transform outputs, and vectorised maps over a column's values.
 //!
 //! Output types follow scikit-learn: float32 stays float32, every other numeric type
-//! (integers, float64) becomes float64. Arithmetic is done in float64 and rounded once to
-//! the output type. Nulls stay null; the value slots under nulls are computed too (they
+//! (integers, float64) becomes float64. The maps here compute in float64 and round once to
+//! the output type (the scalers call kernels instead: [`crate::kernels`]). Nulls stay null; the value slots under nulls are computed too (they
 //! are arbitrary and hidden by the validity bitmap), which keeps the loops branch-free.
 
 use std::sync::Arc;
@@ -46,17 +46,6 @@ pub(crate) fn as_f64(array: &dyn Array) -> Result<Float64Array> {
         None => Ok(cast(array, &DataType::Float64)?
             .as_primitive::<Float64Type>()
             .clone()),
-    }
-}
-
-/// Maps every value through `f` (computed in float64), keeping nulls; the result has type
-/// [`float_type`] of the input.
-pub(crate) fn map_float(array: &dyn Array, f: impl Fn(f64) -> f64) -> Result<ArrayRef> {
-    match array.as_primitive_opt::<Float32Type>() {
-        Some(values) => Ok(Arc::new(
-            values.unary::<_, Float32Type>(|x| f(f64::from(x)) as f32),
-        )),
-        None => Ok(Arc::new(as_f64(array)?.unary::<_, Float64Type>(f))),
     }
 }
 
@@ -199,27 +188,8 @@ pub(crate) fn min_max_valid(values: &[f64], nulls: Option<&NullBuffer>) -> (f64,
 
 #[cfg(test)]
 mod tests {
-    use mlpipe_plugin_api::arrow::array::{Float32Array, Int32Array};
 
     use super::*;
-
-    #[test]
-    fn maps_keep_nulls_and_follow_the_output_type_rule() {
-        let ints = Int32Array::from(vec![Some(1), None, Some(3)]);
-        let out = map_float(&ints, |x| x * 2.0).unwrap();
-        assert_eq!(out.data_type(), &DataType::Float64);
-        let out = out.as_primitive::<Float64Type>();
-        assert_eq!(out.value(0), 2.0);
-        assert!(out.is_null(1));
-        assert_eq!(out.value(2), 6.0);
-
-        let floats = Float32Array::from(vec![Some(0.1f32), None]);
-        let out = map_float(&floats, |x| x / 3.0).unwrap();
-        let out = out.as_primitive::<Float32Type>();
-        // Computed in float64, rounded once.
-        assert_eq!(out.value(0), (f64::from(0.1f32) / 3.0) as f32);
-        assert!(out.is_null(1));
-    }
 
     #[test]
     fn folds_skip_nulls_and_nan_at_any_offset() {

@@ -153,10 +153,6 @@ mod tests {
         let mut t = make("rename", &json!({"mapping": {"a": "b", "b": "a"}}));
         let out = transform(&mut *t, input);
         assert_eq!(out.schema().field(0).name(), "b");
-        assert!(
-            crate::plugin()
-                .create_transform("rename", &json!({"mapping": {}}))
-                .is_err()
-        );
+        assert!(crate::testing::try_make("rename", &json!({"mapping": {}})).is_err());
     }
 }

@@ -6,7 +6,8 @@
 //! - Quantiles are exact while a column has at most `exact_limit` values, and within the
 //!   reported `rank_error` of the requested rank beyond (see `stats::quantiles`).
 //! - Nulls and NaN are ignored by the fit and stay null / NaN.
-//! - float32 stays float32; integers and float64 become float64.
+//! - float32 stays float32 (computed in float32); integers and float64 become float64.
+//! - Applied by the `fill_standardize` kernel (see [`crate::kernels`]).
 //! - Fitted parameters per column: `center`, `scale`, `q_low`, `q_high`, `count`, `exact`,
 //!   `rank_error`. (scikit-learn's `unit_variance` is not supported.)
 
@@ -18,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::columns::{self, Accepts, Selection};
 use crate::columnwise::{ColumnOp, Columnwise, not_fitted};
 use crate::fitting::finite;
-use crate::numeric::{NUMERIC, float_type, map_float};
+use crate::kernels::{NumericKernel, center_and_scale};
+use crate::numeric::{NUMERIC, float_type};
 use crate::stats::quantiles::{self, Bounds, Method, Quantiles};
 
 const NAME: &str = "robust";
@@ -62,6 +64,7 @@ pub(crate) fn from_config(config: &Config) -> Result<Columnwise<Robust>> {
         low: low / 100.0,
         high: high / 100.0,
         bounds: Bounds::from_config(config, NAME)?,
+        kernel: NumericKernel::from_config(config, "fill_standardize")?,
     };
     Ok(Columnwise::new(
         op,
@@ -77,6 +80,7 @@ pub(crate) struct Robust {
     low: f64,
     high: f64,
     bounds: Bounds,
+    kernel: NumericKernel,
 }
 
 /// One column's fitted parameters (scikit-learn's `center_`, `scale_`).
@@ -154,7 +158,7 @@ impl ColumnOp for Robust {
     }
 
     fn apply(&self, &(center, scale): &(f64, f64), array: &ArrayRef) -> Result<ArrayRef> {
-        map_float(array.as_ref(), |x| (x - center) / scale)
+        center_and_scale(&self.kernel, array, center, scale)
     }
 }
 
@@ -223,7 +227,7 @@ mod tests {
     fn bad_ranges_are_rejected() {
         for range in [json!([75, 25]), json!([0, 101]), json!([50])] {
             let config = json!({"columns": ["x"], "quantile_range": range});
-            assert!(crate::plugin().create_transform(NAME, &config).is_err());
+            assert!(crate::testing::try_make(NAME, &config).is_err());
         }
     }
 }

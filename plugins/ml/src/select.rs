@@ -117,9 +117,7 @@ mod tests {
     }
 
     fn select(columns: serde_json::Value) -> Box<dyn Transform> {
-        crate::plugin()
-            .create_transform("select", &json!({ "columns": columns }))
-            .unwrap()
+        crate::testing::try_make("select", &json!({ "columns": columns })).unwrap()
     }
 
     fn names(schema: &Schema) -> Vec<String> {
@@ -178,9 +176,7 @@ mod tests {
     #[test]
     fn drop_removes_matches_and_keeps_input_order() {
         let input = batch(&["id", "x_1", "label", "x_2", "y"]);
-        let mut t = crate::plugin()
-            .create_transform("drop", &json!({ "columns": ["y", "x_*"] }))
-            .unwrap();
+        let mut t = crate::testing::try_make("drop", &json!({ "columns": ["y", "x_*"] })).unwrap();
         let out = t.transform(input.clone()).unwrap();
         assert_eq!(names(&out.schema()), ["id", "label"]);
         assert!(Arc::ptr_eq(out.column(1), input.column(2)));
@@ -195,19 +191,18 @@ mod tests {
 
     #[test]
     fn bad_configs_are_rejected() {
-        let plugin = crate::plugin();
-        let err = plugin
-            .create_transform("select", &json!({ "columns": [] }))
+        let err = crate::testing::try_make("select", &json!({ "columns": [] }))
             .err()
             .unwrap();
         assert!(err.message().contains("`columns`"), "{err}");
-        let err = plugin.create_transform("select", &json!({})).err().unwrap();
+        let err = crate::testing::try_make("select", &json!({}))
+            .err()
+            .unwrap();
         assert!(
             err.message().contains("missing required key `columns`"),
             "{err}"
         );
-        let err = plugin
-            .create_transform("select", &json!({ "columns": "a" }))
+        let err = crate::testing::try_make("select", &json!({ "columns": "a" }))
             .err()
             .unwrap();
         assert_eq!(err.kind(), ErrorKind::InvalidConfig);

@@ -345,10 +345,6 @@ mod tests {
         let mut unkeyed = make("sample", &json!({"fraction": 0.3}));
         let kept = run(&mut *unkeyed, 20_000, 1000);
         assert!((kept.len() as f64 / 20_000.0 - 0.3).abs() < 0.02);
-        assert!(
-            crate::plugin()
-                .create_transform("sample", &json!({"fraction": 1.5}))
-                .is_err()
-        );
+        assert!(crate::testing::try_make("sample", &json!({"fraction": 1.5})).is_err());
     }
 }

@@ -367,7 +367,6 @@ mod tests {
 
     #[test]
     fn bad_configs_and_null_keys_are_errors() {
-        let plugin = crate::plugin();
         for (config, expected) in [
             (
                 json!({"key": "id", "fractions": [0.5, 0.6]}),
@@ -386,7 +385,7 @@ mod tests {
                 "not one of the parts",
             ),
         ] {
-            let err = plugin.create_transform(NAME, &config).err().unwrap();
+            let err = crate::testing::try_make(NAME, &config).err().unwrap();
             assert!(err.message().contains(expected), "{config}: {err}");
         }
         let nulls = batch_of(vec![(

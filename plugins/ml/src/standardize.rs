@@ -9,8 +9,9 @@
 //!   one stage, fitted in one pass instead of two (the imputed column has the same mean
 //!   and the same sum of squared deviations over `count + missing` values), and missing
 //!   values come out as 0, never null.
-//! - float32 columns stay float32 (computed in float64, rounded once); integer and float64
-//!   columns become float64.
+//! - float32 columns stay float32 (computed in float32, with the mean and scale rounded to
+//!   float32); integer and float64 columns become float64.
+//! - Applied by the `fill_standardize` kernel (see [`crate::kernels`]).
 //! - Fitted parameters per column: `count` (values fitted on), `missing`, `mean`, `var`,
 //!   `scale` (with `impute`, `var` and `scale` are the imputed column's).
 
@@ -22,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::columns::{self, Accepts, Selection};
 use crate::columnwise::{ColumnOp, Columnwise, not_fitted};
 use crate::fitting::finite;
-use crate::numeric::{NUMERIC, float_type, map_float, map_or_fill};
+use crate::kernels::{NumericKernel, center_and_scale};
+use crate::numeric::{NUMERIC, float_type};
 use crate::stats::moments::Moments;
 
 const NAME: &str = "standardize";
@@ -61,6 +63,7 @@ pub(crate) fn from_config(config: &Config) -> Result<Columnwise<Standardize>> {
         with_mean: config.require("with_mean")?,
         with_std: config.require("with_std")?,
         impute,
+        kernel: NumericKernel::from_config(config, "fill_standardize")?,
     };
     Ok(Columnwise::new(
         op,
@@ -74,6 +77,7 @@ pub(crate) struct Standardize {
     with_std: bool,
     /// Replace missing values by the mean first.
     impute: bool,
+    kernel: NumericKernel,
 }
 
 /// One column's fitted parameters (scikit-learn's `n_samples_seen_`, `mean_`, `var_`,
@@ -155,23 +159,22 @@ impl ColumnOp for Standardize {
         })
     }
 
-    /// `(mean, scale)` to apply.
-    type Prepared = (f64, f64);
+    /// `[fill, center, scale]`: the kernel's scalar arguments.
+    type Prepared = [f64; 3];
 
-    fn prepare(&self, params: Option<&Scaling>, _: &Field) -> Result<(f64, f64)> {
+    fn prepare(&self, params: Option<&Scaling>, _: &Field) -> Result<[f64; 3]> {
         let params = params.ok_or_else(|| not_fitted(NAME))?;
-        let mean = if self.with_mean { params.mean } else { 0.0 };
+        let center = if self.with_mean { params.mean } else { 0.0 };
         let scale = if self.with_std { params.scale } else { 1.0 };
-        Ok((mean, scale))
+        Ok([params.mean, center, scale])
     }
 
-    fn apply(&self, &(mean, scale): &(f64, f64), array: &ArrayRef) -> Result<ArrayRef> {
+    fn apply(&self, &[fill, center, scale]: &[f64; 3], array: &ArrayRef) -> Result<ArrayRef> {
         if self.impute {
-            // The mean, imputed, maps to (mean - mean) / scale = 0.
-            let center = if self.with_mean { 0.0 } else { mean / scale };
-            map_or_fill(array, |x| (x - mean) / scale, false, center, true)
+            // `fill_nan`: SimpleImputer treats NaN as missing too.
+            self.kernel.call(array, &[fill, center, scale], &[true])
         } else {
-            map_float(array.as_ref(), |x| (x - mean) / scale)
+            center_and_scale(&self.kernel, array, center, scale)
         }
     }
 }
@@ -286,12 +289,11 @@ mod tests {
             assert!((got - (v - 4.25) / var.sqrt()).abs() < 1e-15, "{got}");
         }
         assert!(
-            crate::plugin()
-                .create_transform(
-                    "standardize",
-                    &json!({"columns": ["x"], "impute": "median"})
-                )
-                .is_err()
+            crate::testing::try_make(
+                "standardize",
+                &json!({"columns": ["x"], "impute": "median"})
+            )
+            .is_err()
         );
     }
 
@@ -301,18 +303,14 @@ mod tests {
             "x",
             Arc::new(Float64Array::from(vec![None, None])) as ArrayRef,
         )]);
-        let plugin = crate::plugin();
-        let mut t = plugin
-            .create_transform("standardize", &json!({"columns": ["x"]}))
-            .unwrap();
+        let mut t = crate::testing::try_make("standardize", &json!({"columns": ["x"]})).unwrap();
         t.fit(&batch).unwrap();
         let err = t.finish_fit().unwrap_err();
         assert!(err.message().contains("column `x`"), "{err}");
         assert!(err.message().contains("no values"), "{err}");
 
-        let mut fresh = plugin
-            .create_transform("standardize", &json!({"columns": ["x"]}))
-            .unwrap();
+        let mut fresh =
+            crate::testing::try_make("standardize", &json!({"columns": ["x"]})).unwrap();
         let err = fresh.transform(batch).unwrap_err();
         assert!(err.message().contains("must be fitted"), "{err}");
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use mlpipe_plugin_api::arrow::array::ArrayRef;
 use mlpipe_plugin_api::arrow::datatypes::{Field, Schema};
-use mlpipe_plugin_api::{RecordBatch, Transform};
+use mlpipe_plugin_api::{Kernels, RecordBatch, Result, Transform};
 use serde_json::Value;
 
 /// A batch of nullable columns.
@@ -19,11 +19,28 @@ pub(crate) fn batch_of(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("a valid test batch")
 }
 
-/// A transform of the plugin, built from `config`.
+/// The standard `simd` plugin's kernels, created in process (the host would load them from
+/// its library).
+pub(crate) fn simd_kernels() -> Kernels {
+    let simd = mlpipe_plugin_simd::plugin();
+    let mut kernels = Kernels::default();
+    for component in simd.manifest().components {
+        let kernel = simd
+            .create_kernel(&component.name, &serde_json::json!({}))
+            .unwrap_or_else(|e| panic!("cannot create kernel `{}`: {e}", component.name));
+        kernels.insert(component.name, Arc::from(kernel));
+    }
+    kernels
+}
+
+/// A transform of the plugin, built from `config`, with the standard kernels.
+pub(crate) fn try_make(name: &str, config: &Value) -> Result<Box<dyn Transform>> {
+    crate::plugin().create_transform_with_kernels(name, config, simd_kernels())
+}
+
+/// [`try_make`], which must succeed.
 pub(crate) fn make(name: &str, config: &Value) -> Box<dyn Transform> {
-    crate::plugin()
-        .create_transform(name, config)
-        .unwrap_or_else(|e| panic!("cannot create `{name}`: {e}"))
+    try_make(name, config).unwrap_or_else(|e| panic!("cannot create `{name}`: {e}"))
 }
 
 /// Fits `name` on `batch` cut into slices shared by `instances` instances, and returns the

@@ -810,9 +810,7 @@ mod tests {
             json!("x > 1"),
         ] {
             assert!(
-                crate::plugin()
-                    .create_transform(NAME, &json!({"rules": rules}))
-                    .is_err(),
+                crate::testing::try_make(NAME, &json!({"rules": rules})).is_err(),
                 "{rules}"
             );
         }

@@ -8,7 +8,9 @@
 //! - transform `passthrough` returns its input unchanged, or with an undeclared column
 //!   (`lie = true`);
 //! - sink `discard` drops what it receives (its name deliberately collides with the
-//!   standard `util/discard`, for the tests of qualified names).
+//!   standard `util/discard`, for the tests of qualified names);
+//! - kernel `log1p` adds `shift` (1000) to each value instead: a replacement for the
+//!   standard `simd/log1p` that the tests can tell apart by its output.
 //!
 //! Every component accepts `panic_in = "<method>"` (it panics on the first call of that
 //! method) and `fail_at_row = N` (the call that produces or receives row N returns an
@@ -19,6 +21,7 @@
 mod faults;
 mod numbers;
 mod passthrough;
+mod shifted;
 
 use mlpipe_plugin_api::arrow::array::{AsArray, RecordBatch};
 use mlpipe_plugin_api::arrow::datatypes::Float64Type;
@@ -104,6 +107,13 @@ fn plugin() -> Plugin {
                     address: 0,
                 })
             },
+        )
+        .kernel(
+            "log1p",
+            "x + shift (default 1000): stands in for the standard log1p, to be told apart",
+            "(x: T) -> T (nulls kept), T = float32 | float64",
+            shifted::keys(),
+            shifted::Shifted::from_config,
         )
 }
 
