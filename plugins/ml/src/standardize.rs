@@ -261,6 +261,20 @@ mod tests {
             out.column(0).as_primitive::<Float64Type>().values(),
             &[-1.0, 1.0]
         );
+
+        // Imputed without centering: the missing value becomes mean / scale, not 0.
+        let batch = batch_of(vec![(
+            "x",
+            Arc::new(Float64Array::from(vec![Some(1.0), None, Some(3.0)])) as ArrayRef,
+        )]);
+        let config = json!({"columns": ["x"], "with_mean": false, "impute": "mean"});
+        let (_, mut t) = fit_in_parts("standardize", &config, &batch, 1);
+        let out = transform(&mut *t, batch);
+        let scale = (2.0_f64 / 3.0).sqrt();
+        assert_eq!(
+            out.column(0).as_primitive::<Float64Type>().values(),
+            &[1.0 / scale, 2.0 / scale, 3.0 / scale]
+        );
     }
 
     #[test]
