@@ -1,12 +1,14 @@
 //! Decoding on several threads. A *segment* is a run of row groups of one file read as
-//! one stream; each column of each segment is one job, decoded by a reader of its own
-//! projected to that column. Jobs are shared among scoped threads (the calling thread
-//! included), and each segment's columns are put back together into batches in file
-//! order. Every reader of a segment uses the same batch size and row selection, so the
-//! columns' batches line up.
+//! one stream; each of its columns is read by a reader of its own projected to that
+//! column, and every reader of a segment uses the same batch size and row selection, so
+//! the columns' batches line up. [`ColumnStreams`] keeps a segment's readers open and
+//! decodes one batch of every column at a time (the source's data, a chunk at a time);
+//! [`decode`] reads whole segments (a filter's columns). Columns are shared among scoped
+//! threads, the calling thread included.
 
 use std::fs::File;
 use std::ops::Range;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use mlpipe_plugin_api::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
@@ -14,7 +16,9 @@ use mlpipe_plugin_api::arrow::datatypes::SchemaRef;
 use mlpipe_plugin_api::predicate::Predicate;
 use mlpipe_plugin_api::{Error, Result};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+use parquet::arrow::arrow_reader::{
+    ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection,
+};
 
 use crate::dataset::DatasetFile;
 use crate::{guarded, parquet_error};
@@ -58,7 +62,7 @@ impl Segment<'_> {
 
 /// Decodes the columns at `columns` (positions in each file's `roots`) of every segment,
 /// on up to `threads` threads; returns each segment's batches of `schema`, in order.
-pub(crate) fn decode(
+fn decode(
     segments: &[Segment<'_>],
     columns: Range<usize>,
     schema: &SchemaRef,
@@ -134,8 +138,23 @@ fn decode_column(
     name: &str,
     batch_rows: usize,
 ) -> Result<Vec<ArrayRef>> {
-    let file = segment.file;
     let context = || format!("{}, column `{name}`", segment.describe());
+    open_column(segment, position, name, batch_rows)?
+        .map(|batch| {
+            let batch = batch.map_err(|e| Error::from(e).context(context()))?;
+            only_column(batch, &context)
+        })
+        .collect()
+}
+
+/// A reader of the column at `position` (named `name`) of one segment.
+fn open_column(
+    segment: &Segment<'_>,
+    position: usize,
+    name: &str,
+    batch_rows: usize,
+) -> Result<ParquetRecordBatchReader> {
+    let file = segment.file;
     let handle = File::open(&file.path).map_err(|e| {
         Error::io(format!(
             "{}: cannot open the file: {e}",
@@ -151,15 +170,118 @@ fn decode_column(
     if let Some(selection) = &segment.selection {
         builder = builder.with_row_selection(selection.clone());
     }
-    let reader = builder.build().map_err(|e| parquet_error(context(), e))?;
-    reader
-        .map(|batch| {
-            let batch = batch.map_err(|e| Error::from(e).context(context()))?;
-            batch.columns().first().cloned().ok_or_else(|| {
-                Error::bad_data(format!("{}: the reader returned no column", context()))
+    builder
+        .build()
+        .map_err(|e| parquet_error(format!("{}, column `{name}`", segment.describe()), e))
+}
+
+/// The one column of a batch a single-column reader returned.
+fn only_column(batch: RecordBatch, context: &dyn Fn() -> String) -> Result<ArrayRef> {
+    batch
+        .columns()
+        .first()
+        .cloned()
+        .ok_or_else(|| Error::bad_data(format!("{}: the reader returned no column", context())))
+}
+
+/// One segment being read a batch at a time: a reader per column, kept open between
+/// batches, so that what is decoded at once is one batch, however large the row groups.
+pub(crate) struct ColumnStreams {
+    describe: String,
+    schema: SchemaRef,
+    /// Column names, for errors.
+    names: Vec<String>,
+    readers: Vec<Mutex<ParquetRecordBatchReader>>,
+    /// Column indexes, largest column chunks first (so that the threads finish together).
+    order: Vec<usize>,
+    /// Rows left to return when the schema has no columns (nothing to read them from).
+    columnless_rows: usize,
+}
+
+impl ColumnStreams {
+    /// Opens readers of the columns at `columns` (positions in the file's `roots`, forming
+    /// `schema`) of `segment`, returning batches of `batch_rows` rows.
+    pub(crate) fn open(
+        segment: &Segment<'_>,
+        columns: Range<usize>,
+        schema: &SchemaRef,
+        batch_rows: usize,
+    ) -> Result<ColumnStreams> {
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let readers = columns
+            .clone()
+            .zip(&names)
+            .map(|(position, name)| {
+                guarded(
+                    || format!("{}, column `{name}`", segment.describe()),
+                    || open_column(segment, position, name, batch_rows),
+                )
+                .map(Mutex::new)
             })
+            .collect::<Result<Vec<_>>>()?;
+        let size = |column: usize| {
+            let root = segment.file.roots[columns.start + column];
+            let bytes = |&group: &usize| segment.file.column_bytes(group, root);
+            segment.row_groups.iter().map(bytes).sum::<u64>()
+        };
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        order.sort_by_cached_key(|&column| std::cmp::Reverse(size(column)));
+        Ok(ColumnStreams {
+            describe: segment.describe(),
+            schema: schema.clone(),
+            names,
+            readers,
+            order,
+            columnless_rows: if columns.is_empty() {
+                segment.rows()
+            } else {
+                0
+            },
         })
-        .collect()
+    }
+
+    /// The next batch, its columns decoded on up to `threads` threads; `None` at the end.
+    pub(crate) fn next(&mut self, threads: usize) -> Result<Option<RecordBatch>> {
+        if self.readers.is_empty() {
+            let rows = std::mem::take(&mut self.columnless_rows);
+            let options = RecordBatchOptions::new().with_row_count(Some(rows));
+            return Ok((rows > 0)
+                .then(|| RecordBatch::try_new_with_options(self.schema.clone(), vec![], &options))
+                .transpose()?);
+        }
+        let decoded = parallel(self.order.len(), threads, |k| {
+            let column = self.order[k];
+            let context = || format!("{}, column `{}`", self.describe, self.names[column]);
+            guarded(context, || {
+                let mut reader = self.readers[column].lock().map_err(|_| {
+                    Error::internal(format!("{}: a reader was poisoned", context()))
+                })?;
+                reader
+                    .next()
+                    .map(|batch| {
+                        let batch = batch.map_err(|e| Error::from(e).context(context()))?;
+                        only_column(batch, &context)
+                    })
+                    .transpose()
+            })
+        })?;
+        let mut arrays: Vec<Option<ArrayRef>> = vec![None; self.order.len()];
+        for (&column, array) in self.order.iter().zip(decoded) {
+            arrays[column] = array;
+        }
+        if arrays.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let arrays: Option<Vec<ArrayRef>> = arrays.into_iter().collect();
+        let corrupt = |what: String| {
+            Error::bad_data(format!("{}: {what}; the file is corrupt", self.describe))
+        };
+        let arrays =
+            arrays.ok_or_else(|| corrupt("its columns hold different numbers of rows".into()))?;
+        RecordBatch::try_new(self.schema.clone(), arrays)
+            .map(Some)
+            .map_err(|e| corrupt(format!("the columns do not fit together ({e})")))
+    }
 }
 
 /// Puts a segment's columns (each a list of arrays) together into batches, checking that

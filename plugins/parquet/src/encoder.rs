@@ -38,7 +38,8 @@ enum Job {
 struct Encoder {
     columns: Vec<usize>,
     jobs: Option<SyncSender<Job>>,
-    chunks: Receiver<Result<Vec<ArrowColumnChunk>>>,
+    /// Closed row groups' chunks, with the bytes they hold.
+    chunks: Receiver<Result<(Vec<ArrowColumnChunk>, usize)>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -65,11 +66,15 @@ pub(crate) struct ParallelWriter {
     encoders: Encoders,
     leaf_count: usize,
     rows_in_group: usize,
+    /// Arrow bytes of the rows in the open row group.
+    bytes_in_group: usize,
     /// Row groups started so far (the one being filled included).
     row_groups: usize,
     /// Row groups closed but not yet appended to the file, oldest first.
     pending: VecDeque<usize>,
     rows_per_group: usize,
+    /// A row group is closed once its rows hold this many Arrow bytes.
+    bytes_per_group: usize,
     /// Bytes of encoded pages held by the encoders (updated by them).
     buffered: Arc<AtomicUsize>,
 }
@@ -77,7 +82,7 @@ pub(crate) struct ParallelWriter {
 fn encode_loop(
     mut writers: Vec<ArrowColumnWriter>,
     jobs: Receiver<Job>,
-    chunks: Sender<Result<Vec<ArrowColumnChunk>>>,
+    chunks: Sender<Result<(Vec<ArrowColumnChunk>, usize)>>,
     buffered: Arc<AtomicUsize>,
 ) {
     let mut failed = false;
@@ -101,10 +106,15 @@ fn encode_loop(
                 }
             }
             Job::Close(next) => {
+                // The closed chunks hold these bytes until the file writer has appended
+                // them, which releases them from `buffered`.
                 let held: usize = writers.iter().map(ArrowColumnWriter::memory_size).sum();
                 let closed = std::mem::replace(&mut writers, next);
-                let result = closed.into_iter().map(ArrowColumnWriter::close).collect();
-                buffered.fetch_sub(held, Ordering::Relaxed);
+                let result = closed
+                    .into_iter()
+                    .map(ArrowColumnWriter::close)
+                    .collect::<Result<Vec<_>>>()
+                    .map(|closed| (closed, held));
                 if !failed && chunks.send(result).is_err() {
                     return;
                 }
@@ -113,12 +123,34 @@ fn encode_loop(
     }
 }
 
+/// When a row group is closed: at `rows` rows, or once its rows hold `bytes` of Arrow data
+/// (the encoders hold about a row group's encoded pages, so the bytes bound the sink's
+/// memory), whichever comes first. Both depend on the data only, never on timing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GroupLimits {
+    pub rows: usize,
+    pub bytes: usize,
+}
+
+/// The Arrow bytes a batch's rows hold (a slice counts its share of its buffers, not the
+/// whole buffers).
+fn slice_bytes(batch: &RecordBatch) -> Result<usize> {
+    let mut bytes = 0;
+    for column in batch.columns() {
+        bytes += column
+            .to_data()
+            .get_slice_memory_size()
+            .map_err(|e| ParquetError::General(e.to_string()))?;
+    }
+    Ok(bytes)
+}
+
 impl ParallelWriter {
     pub(crate) fn try_new(
         file: File,
         schema: SchemaRef,
         mut properties: WriterProperties,
-        rows_per_group: usize,
+        group_limits: GroupLimits,
         threads: usize,
     ) -> Result<ParallelWriter> {
         let parquet_schema = ArrowSchemaConverter::new()
@@ -169,22 +201,32 @@ impl ParallelWriter {
             encoders: Encoders(encoders),
             leaf_count,
             rows_in_group: 0,
+            bytes_in_group: 0,
             row_groups: 1,
             pending: VecDeque::new(),
-            rows_per_group: rows_per_group.max(1),
+            rows_per_group: group_limits.rows.max(1),
+            bytes_per_group: group_limits.bytes.max(1),
             buffered,
         })
     }
 
     /// Queues a batch for encoding, closing row groups as they fill up.
     pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let rows = batch.num_rows();
+        let bytes_per_row = (slice_bytes(batch)? / rows.max(1)).max(1);
         let mut offset = 0;
-        while offset < batch.num_rows() {
-            let take = (self.rows_per_group - self.rows_in_group).min(batch.num_rows() - offset);
-            self.encode(&batch.slice(offset, take))?;
+        while offset < rows {
+            let room = self.bytes_per_group.saturating_sub(self.bytes_in_group);
+            let take = (self.rows_per_group - self.rows_in_group)
+                .min(room.div_ceil(bytes_per_row).max(1))
+                .min(rows - offset);
+            self.encode(&batch.slice(offset, take), take * bytes_per_row)?;
             offset += take;
             self.rows_in_group += take;
-            if self.rows_in_group == self.rows_per_group {
+            self.bytes_in_group += take * bytes_per_row;
+            if self.rows_in_group == self.rows_per_group
+                || self.bytes_in_group >= self.bytes_per_group
+            {
                 self.close_row_group()?;
             }
         }
@@ -199,7 +241,8 @@ impl ParallelWriter {
         }
     }
 
-    fn encode(&mut self, batch: &RecordBatch) -> Result<()> {
+    /// Queues `batch`, which holds `bytes` of Arrow data, to the encoders.
+    fn encode(&mut self, batch: &RecordBatch, bytes: usize) -> Result<()> {
         let mut leaves: Vec<Option<ArrowLeafColumn>> = Vec::with_capacity(self.leaf_count);
         for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
             leaves.extend(compute_leaves(field, column)?.into_iter().map(Some));
@@ -213,7 +256,7 @@ impl ParallelWriter {
         }
         // The batch stays alive until every encoder is done with it: charge it to the
         // sink's memory, shared among the encoders.
-        let share = batch.get_array_memory_size() / self.encoders.0.len();
+        let share = bytes / self.encoders.0.len();
         for encoder in &self.encoders.0 {
             let mine = encoder
                 .columns
@@ -244,6 +287,7 @@ impl ParallelWriter {
         self.pending.push_back(self.row_groups - 1);
         self.row_groups += 1;
         self.rows_in_group = 0;
+        self.bytes_in_group = 0;
         Ok(())
     }
 
@@ -252,6 +296,7 @@ impl ParallelWriter {
         while !self.pending.is_empty() {
             let mut chunks: Vec<Option<ArrowColumnChunk>> =
                 (0..self.leaf_count).map(|_| None).collect();
+            let mut held = 0;
             for (position, encoder) in self.encoders.0.iter().enumerate() {
                 // Only the first encoder's readiness is probed without blocking: once it
                 // has closed the group the others are about to, and waiting is brief.
@@ -264,8 +309,9 @@ impl ParallelWriter {
                         Err(std::sync::mpsc::TryRecvError::Disconnected) => Err(()),
                     }
                 };
-                let closed = received
+                let (closed, bytes) = received
                     .map_err(|()| ParquetError::General("an encoder thread stopped".into()))??;
+                held += bytes;
                 for (&column, chunk) in encoder.columns.iter().zip(closed) {
                     chunks[column] = Some(chunk);
                 }
@@ -277,6 +323,7 @@ impl ParallelWriter {
                     .append_to_row_group(&mut row_group)?;
             }
             row_group.close()?;
+            self.buffered.fetch_sub(held, Ordering::Relaxed);
             self.pending.pop_front();
         }
         Ok(())
@@ -294,7 +341,7 @@ impl ParallelWriter {
     }
 
     /// Bytes the encoders hold: queued batches, and encoded pages of row groups not yet
-    /// written.
+    /// written (closed or not).
     pub(crate) fn memory_size(&self) -> usize {
         self.buffered.load(Ordering::Relaxed)
     }

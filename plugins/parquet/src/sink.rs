@@ -18,7 +18,7 @@ use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use crate::encoder::ParallelWriter;
+use crate::encoder::{GroupLimits, ParallelWriter};
 use crate::parquet_error;
 
 /// The accepted values of `compression`, as listed in error messages.
@@ -50,8 +50,18 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
             "replace an existing file (or the shards in the directory) at `path`",
         )
         .default(false),
-        ConfigKey::new("row_group_rows", ConfigType::Integer, "rows per row group")
-            .default(1_048_576),
+        ConfigKey::new(
+            "row_group_rows",
+            ConfigType::Integer,
+            "rows per row group, at most",
+        )
+        .default(1_048_576),
+        ConfigKey::new(
+            "row_group_bytes",
+            ConfigType::ByteSize,
+            "Arrow bytes per row group, at most (the sink holds about a row group's encoded pages, so this bounds its memory)",
+        )
+        .default("64MiB"),
         ConfigKey::new(
             "statistics",
             ConfigType::Boolean,
@@ -101,7 +111,7 @@ pub(crate) struct ParquetSink {
     path: PathBuf,
     compression: Compression,
     overwrite: bool,
-    row_group_rows: usize,
+    row_groups: GroupLimits,
     statistics: bool,
     dictionary: Dictionary,
     max_rows_per_file: Option<usize>,
@@ -162,7 +172,17 @@ impl ParquetSink {
                 config.get("compression_level")?,
             )?,
             overwrite: config.require("overwrite")?,
-            row_group_rows: positive("row_group_rows")?.unwrap_or(1 << 20),
+            row_groups: GroupLimits {
+                rows: positive("row_group_rows")?.unwrap_or(1 << 20),
+                bytes: match config.byte_size("row_group_bytes")? {
+                    Some(0) | None => {
+                        return Err(Error::config(
+                            "key `row_group_bytes` of sink `parquet` must be a positive byte size",
+                        ));
+                    }
+                    Some(bytes) => usize::try_from(bytes).unwrap_or(usize::MAX),
+                },
+            },
             statistics: config.require("statistics")?,
             dictionary,
             max_rows_per_file: positive("max_rows_per_file")?,
@@ -260,7 +280,7 @@ impl ParquetSink {
             file,
             schema.clone(),
             properties.clone(),
-            self.row_group_rows,
+            self.row_groups,
             self.threads,
         )
         .map_err(|e| {
@@ -568,6 +588,48 @@ mod tests {
                 .contains("names the directory of the shards"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn row_groups_close_at_their_rows_or_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let groups = |config: serde_json::Value| -> Vec<i64> {
+            let path = dir.path().join("groups.parquet");
+            write(&path, config, &[batch(0, 700), batch(700, 300)]);
+            let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+            let groups = reader
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|g| g.num_rows())
+                .collect();
+            let mut source = open_source(json!({ "path": path }));
+            assert_eq!(read_all(source.as_mut(), 1000), batch(0, 1000));
+            groups
+        };
+        assert_eq!(
+            groups(json!({ "row_group_rows": 400, "overwrite": true })),
+            [400, 400, 200]
+        );
+        // A tenth of the rows' bytes closes a group every hundred rows or so.
+        let bytes: usize = batch(0, 1000)
+            .columns()
+            .iter()
+            .map(|c| c.to_data().get_slice_memory_size().unwrap())
+            .sum();
+        let by_bytes = groups(json!({ "row_group_bytes": bytes / 10, "overwrite": true }));
+        assert!((9..=12).contains(&by_bytes.len()), "{by_bytes:?}");
+        assert_eq!(by_bytes.iter().sum::<i64>(), 1000);
+        let error =
+            open_sink_error(json!({ "path": dir.path().join("x.parquet"), "row_group_bytes": 0 }));
+        assert!(error.contains("`row_group_bytes`"), "{error}");
+    }
+
+    fn open_sink_error(config: serde_json::Value) -> String {
+        match crate::plugin().create_sink("parquet", &config) {
+            Ok(_) => panic!("the config was accepted: {config}"),
+            Err(error) => error.message().to_string(),
+        }
     }
 
     /// The encodings of each column chunk of the first row group, and whether it has

@@ -2,12 +2,12 @@
 //! directory) in file order, decoding row groups on several threads, with an optional
 //! column projection and row filter pushed into the reader.
 //!
-//! The source works in rounds: it takes the next row groups (at least `ROUND_BYTES` of
-//! uncompressed column data, and enough to keep every thread busy), decodes them in
-//! parallel ([`decode`](crate::decode)), hands out the batches, and only then decodes
-//! the next round — so what it holds is bounded by a round's worth of decoded data.
-//! With a filter, row groups whose statistics rule out a match are never read, the
-//! filter's columns are decoded first, and the other columns only for the matching rows.
+//! The source reads a *segment* at a time (one row group, or a run of small ones of one
+//! file) through a reader per column kept open ([`ColumnStreams`]), and decodes one chunk
+//! of every column at a time, on several threads — so what it holds is one chunk of
+//! decoded rows (about `CHUNK_BYTES`), however large the row groups are. With a filter,
+//! row groups whose statistics rule out a match are never read, and a segment's filter
+//! columns are decoded first and the other columns only for the matching rows.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -19,13 +19,10 @@ use mlpipe_plugin_api::{
 };
 
 use crate::dataset::{Columns, DatasetFile};
-use crate::decode::{Segment, decode, select};
+use crate::decode::{ColumnStreams, Segment, select};
 
 /// The largest batch the readers are built for, whatever the host asks for.
 const MAX_READ_ROWS: usize = 1 << 20;
-
-/// Uncompressed bytes of column data a round decodes, at least.
-const ROUND_BYTES: u64 = 64 << 20;
 
 /// Decoded bytes a reader's chunk (all columns) aims at. Chunks are a whole number of the
 /// host's batches, so that most batches handed out are zero-copy slices; only a batch
@@ -70,8 +67,10 @@ pub(crate) struct ParquetSource {
     columns: Columns,
     filter: Option<Predicate>,
     threads: usize,
-    /// Row groups not yet decoded, in dataset order: (file, row group).
+    /// Row groups not yet opened, in dataset order: (file, row group).
     pending: VecDeque<(usize, usize)>,
+    /// The segment being read.
+    stream: Option<ColumnStreams>,
     /// Decoded chunks (of rows not yet returned), their rows, and the bytes a decoded
     /// row took in the last round.
     ready: VecDeque<RecordBatch>,
@@ -135,6 +134,7 @@ impl ParquetSource {
             filter,
             threads,
             pending,
+            stream: None,
             ready: VecDeque::new(),
             ready_rows: 0,
             bytes_per_row: 0,
@@ -145,97 +145,81 @@ impl ParquetSource {
         })
     }
 
-    /// Takes the next round of row groups off the queue, as segments; also returns the
-    /// round's rows and uncompressed bytes.
-    fn next_segments(&mut self) -> (Vec<Segment<'_>>, u64, u64) {
-        let width = self.columns.output.fields().len().max(1);
-        let mut segments: Vec<Segment<'_>> = Vec::new();
-        let (mut round_bytes, mut segment_bytes, mut round_rows) = (0, 0, 0);
-        while let Some(&(file, group)) = self.pending.front() {
-            if round_bytes >= ROUND_BYTES && segments.len() * width >= self.threads {
-                break;
-            }
-            self.pending.pop_front();
-            let bytes = self.files[file].read_bytes(group);
-            round_bytes += bytes;
-            round_rows += self.files[file].row_groups()[group].num_rows().max(0) as u64;
-            match segments.last_mut() {
-                Some(last)
-                    if std::ptr::eq(last.file, &self.files[file])
-                        && segment_bytes + bytes <= SEGMENT_BYTES =>
-                {
-                    last.row_groups.push(group);
-                    segment_bytes += bytes;
-                }
-                _ => {
-                    segments.push(Segment {
-                        file: &self.files[file],
-                        row_groups: vec![group],
-                        selection: None,
-                    });
-                    segment_bytes = bytes;
-                }
-            }
-        }
-        (segments, round_rows, round_bytes)
-    }
-
-    /// Decodes the next round of row groups into `ready`, in chunks of a multiple of
-    /// `batch_rows` rows (so that the batches handed out are slices, not copies).
-    fn decode_round(&mut self, batch_rows: usize) -> Result<()> {
+    /// Opens readers on the next segment that has rows to read (after the filter), reading
+    /// chunks of a multiple of `batch_rows` rows (so that the batches handed out are
+    /// slices, not copies). Leaves `stream` empty when no segment is left.
+    fn open_next_segment(&mut self, batch_rows: usize) -> Result<()> {
         let threads = self.threads;
         let output = self.columns.output.clone();
         let width = output.fields().len();
         let filter = self.filter.clone();
         let filter_schema = self.columns.filter.clone();
-        let (mut segments, rows, bytes) = self.next_segments();
-        let batch_bytes = bytes.saturating_mul(batch_rows as u64) / rows.max(1);
-        let multiple = (CHUNK_BYTES / batch_bytes.max(1)).max(1) as usize;
-        let chunk_rows = batch_rows
-            .saturating_mul(multiple)
-            .clamp(1, MAX_READ_ROWS.max(batch_rows));
-        let groups = segments
-            .iter()
-            .map(|s| s.row_groups.len() as u64)
-            .sum::<u64>();
-        let mut filtered_out = 0;
-        if let (Some(filter), Some(filter_schema)) = (&filter, &filter_schema) {
-            let columns = width..width + filter_schema.fields().len();
-            let matched = select(
-                &mut segments,
-                filter,
-                columns,
-                filter_schema,
-                chunk_rows,
-                threads,
-            )?;
-            let mut matched = matched.into_iter();
-            segments.retain(|segment| {
-                let all = segment
-                    .row_groups
-                    .iter()
-                    .map(|&g| segment.file.row_groups()[g].num_rows().max(0) as u64)
-                    .sum::<u64>();
-                let kept = matched.next().unwrap_or(0) as u64;
-                filtered_out += all.saturating_sub(kept);
-                kept > 0
-            });
+        while let Some((file, row_groups, rows, bytes)) =
+            next_segment(&mut self.pending, &self.files)
+        {
+            let mut segment = Segment {
+                file: &self.files[file],
+                row_groups,
+                selection: None,
+            };
+            let batch_bytes = bytes.saturating_mul(batch_rows as u64) / rows.max(1);
+            let multiple = (CHUNK_BYTES / batch_bytes.max(1)).max(1) as usize;
+            let chunk_rows = batch_rows
+                .saturating_mul(multiple)
+                .clamp(1, MAX_READ_ROWS.max(batch_rows));
+            let groups = segment.row_groups.len() as u64;
+            if let (Some(filter), Some(filter_schema)) = (&filter, &filter_schema) {
+                let columns = width..width + filter_schema.fields().len();
+                let matched = select(
+                    std::slice::from_mut(&mut segment),
+                    filter,
+                    columns,
+                    filter_schema,
+                    chunk_rows,
+                    threads,
+                )?;
+                let kept = matched.first().copied().unwrap_or(0) as u64;
+                self.rows_filtered_out += rows.saturating_sub(kept);
+                if kept == 0 {
+                    self.row_groups_read += groups;
+                    continue;
+                }
+            }
+            let stream = ColumnStreams::open(&segment, 0..width, &output, chunk_rows)?;
+            self.row_groups_read += groups;
+            self.stream = Some(stream);
+            return Ok(());
         }
-        let chunks = decode(&segments, 0..width, &output, chunk_rows, threads)?;
-        drop(segments);
-        self.row_groups_read += groups;
-        self.rows_filtered_out += filtered_out;
-        let (mut rows, mut bytes) = (0, 0);
-        for chunk in chunks.into_iter().flatten() {
-            if chunk.num_rows() > 0 {
-                rows += chunk.num_rows();
-                bytes += chunk.get_array_memory_size();
-                self.ready.push_back(chunk);
+        Ok(())
+    }
+
+    /// Decodes the next chunk into `ready`, opening the next segment when the current one
+    /// is done; decodes nothing at the end of the dataset.
+    fn decode_chunk(&mut self, batch_rows: usize) -> Result<()> {
+        loop {
+            if self.stream.is_none() {
+                self.open_next_segment(batch_rows)?;
+            }
+            let threads = self.threads;
+            let Some(stream) = self.stream.as_mut() else {
+                return Ok(());
+            };
+            match stream.next(threads)? {
+                Some(chunk) if chunk.num_rows() > 0 => {
+                    self.ready_rows += chunk.num_rows();
+                    self.bytes_per_row = chunk.get_array_memory_size() / chunk.num_rows();
+                    self.ready.push_back(chunk);
+                    return Ok(());
+                }
+                Some(_) => {}
+                None => self.stream = None,
             }
         }
-        self.ready_rows += rows;
-        self.bytes_per_row = bytes / rows.max(1);
-        Ok(())
+    }
+
+    /// Whether every row has been decoded.
+    fn decoded_all(&self) -> bool {
+        self.pending.is_empty() && self.stream.is_none()
     }
 
     /// The next `rows` rows decoded (fewer at the end): a slice of one chunk, or — where
@@ -266,25 +250,50 @@ impl ParquetSource {
     }
 }
 
+/// Takes the next segment off `pending`: one row group, or consecutive small ones of one
+/// file (up to `SEGMENT_BYTES`); returns its file, row groups, rows and uncompressed bytes.
+fn next_segment(
+    pending: &mut VecDeque<(usize, usize)>,
+    files: &[DatasetFile],
+) -> Option<(usize, Vec<usize>, u64, u64)> {
+    let &(file, first) = pending.front()?;
+    let (mut groups, mut bytes, mut rows) = (Vec::new(), 0, 0);
+    while let Some(&(next_file, group)) = pending.front() {
+        if next_file != file {
+            break;
+        }
+        let group_bytes = files[file].read_bytes(group);
+        if group != first && bytes + group_bytes > SEGMENT_BYTES {
+            break;
+        }
+        pending.pop_front();
+        bytes += group_bytes;
+        rows += files[file].row_groups()[group].num_rows().max(0) as u64;
+        groups.push(group);
+    }
+    Some((file, groups, rows, bytes))
+}
+
 impl Source for ParquetSource {
     fn schema(&self) -> Result<SchemaRef> {
         Ok(self.columns.output.clone())
     }
 
     /// Batches of exactly `max_rows` rows (the last one aside), as the host re-batches to
-    /// that size anyway: a round's rows that do not fill a batch wait for the next round's.
+    /// that size anyway: a chunk's rows that do not fill a batch wait for the next chunk's.
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>> {
         let max_rows = max_rows.clamp(1, MAX_READ_ROWS);
         loop {
-            if self.ready_rows >= max_rows || (self.pending.is_empty() && self.ready_rows > 0) {
+            if self.ready_rows >= max_rows || (self.decoded_all() && self.ready_rows > 0) {
                 return self.take(max_rows);
             }
-            if self.pending.is_empty() {
+            if self.decoded_all() {
                 return Ok(None);
             }
-            if let Err(error) = self.decode_round(max_rows) {
-                // A failed round leaves nothing more to read.
+            if let Err(error) = self.decode_chunk(max_rows) {
+                // A failed chunk leaves nothing more to read.
                 self.pending.clear();
+                self.stream = None;
                 return Err(error);
             }
         }
