@@ -1,10 +1,12 @@
-//! Files for sources and sinks: expanding a dataset's paths, and writing an output file
-//! atomically.
+//! Files for sources and sinks: expanding a dataset's paths, writing an output file
+//! atomically, and syncing a large output in the background as it grows.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind as IoErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
 
@@ -220,6 +222,78 @@ impl Drop for PendingOutput {
     }
 }
 
+/// Syncs a file being written on a thread of its own each time `every` more bytes have been
+/// written, so that the sync of [`PendingOutput::commit`] finds little left to write: on a
+/// machine with much memory, the kernel starts writing dirty pages late, and a large output
+/// would otherwise be written to disk only while the run waits for that last sync. The
+/// writer never waits: a request made while a sync runs is merged into the next one.
+///
+/// A failed background sync is kept and returned by [`finish`](Writeback::finish): on
+/// Linux an error a sync reports is not reported again to the next one.
+#[derive(Debug)]
+pub struct Writeback {
+    every: u64,
+    requested_at: u64,
+    requests: Option<SyncSender<()>>,
+    syncer: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Writeback {
+    /// Starts syncing `file` (a handle to the same open file is kept) every `every` bytes.
+    pub fn start(file: &File, every: u64) -> std::io::Result<Writeback> {
+        let file = file.try_clone()?;
+        let (requests, received) = sync_channel::<()>(1);
+        let syncer = std::thread::Builder::new()
+            .name("writeback".into())
+            .spawn(move || {
+                for () in received {
+                    file.sync_data()?;
+                }
+                Ok(())
+            })?;
+        Ok(Writeback {
+            every: every.max(1),
+            requested_at: 0,
+            requests: Some(requests),
+            syncer: Some(syncer),
+        })
+    }
+
+    /// Notes that the file now holds `written` bytes; asks for a sync when `every` bytes
+    /// have been added since the last request.
+    pub fn progress(&mut self, written: u64) {
+        if written.saturating_sub(self.requested_at) < self.every {
+            return;
+        }
+        if let Some(requests) = &self.requests
+            && requests.try_send(()).is_ok()
+        {
+            self.requested_at = written;
+        }
+    }
+
+    /// Stops the syncing thread once its sync is done; returns the first error a sync met.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> std::io::Result<()> {
+        self.requests = None;
+        match self.syncer.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(std::io::Error::other("the writeback thread panicked")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Writeback {
+    fn drop(&mut self) {
+        // An unfinished writeback belongs to a failed run: its file is deleted anyway.
+        let _ = self.stop();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +362,25 @@ mod tests {
         let error = PendingOutput::create(&path, false).unwrap_err();
         assert!(error.message().contains("overwrite = true"), "{error}");
         assert!(PendingOutput::create(&path, true).is_ok());
+    }
+
+    #[test]
+    fn writeback_syncs_as_the_file_grows_and_finishes_cleanly() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let (output, mut file) = PendingOutput::create(&dir.path().join("big.bin"), false).unwrap();
+        let mut writeback = Writeback::start(&file, 1 << 10).unwrap();
+        let block = vec![7u8; 4096];
+        for written in 1..=64u64 {
+            file.write_all(&block).unwrap();
+            writeback.progress(written * 4096);
+        }
+        assert!(writeback.requested_at > 0, "a sync was asked for");
+        writeback.finish().unwrap();
+        output.commit(file).unwrap();
+        assert_eq!(
+            fs::metadata(dir.path().join("big.bin")).unwrap().len(),
+            64 * 4096
+        );
     }
 }

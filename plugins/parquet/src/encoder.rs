@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 
 use mlpipe_plugin_api::RecordBatch;
 use mlpipe_plugin_api::arrow::datatypes::SchemaRef;
+use mlpipe_plugin_api::files::Writeback;
 use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
     compute_leaves,
@@ -26,6 +27,10 @@ use parquet::file::writer::SerializedFileWriter;
 
 /// Batches queued for each encoder thread, at most.
 const QUEUE: usize = 2;
+
+/// The file is synced in the background each time it grows by this much (see
+/// [`Writeback`]).
+const WRITEBACK_BYTES: u64 = 64 << 20;
 
 enum Job {
     /// Encode these leaves (one per column the thread owns), which hold this many bytes.
@@ -77,6 +82,8 @@ pub(crate) struct ParallelWriter {
     bytes_per_group: usize,
     /// Bytes of encoded pages held by the encoders (updated by them).
     buffered: Arc<AtomicUsize>,
+    /// Syncs the file as it grows, so that the final sync has little left to wait for.
+    writeback: Writeback,
 }
 
 fn encode_loop(
@@ -159,6 +166,7 @@ impl ParallelWriter {
         // Readers restore the Arrow types (time zones, dictionaries, …) from this, as they
         // do for files `ArrowWriter` writes.
         add_encoded_arrow_schema_to_metadata(&schema, &mut properties);
+        let writeback = Writeback::start(&file, WRITEBACK_BYTES)?;
         let file = SerializedFileWriter::new(
             file,
             parquet_schema.root_schema_ptr(),
@@ -207,6 +215,7 @@ impl ParallelWriter {
             rows_per_group: group_limits.rows.max(1),
             bytes_per_group: group_limits.bytes.max(1),
             buffered,
+            writeback,
         })
     }
 
@@ -323,6 +332,7 @@ impl ParallelWriter {
                     .append_to_row_group(&mut row_group)?;
             }
             row_group.close()?;
+            self.writeback.progress(self.file.bytes_written() as u64);
             self.buffered.fetch_sub(held, Ordering::Relaxed);
             self.pending.pop_front();
         }
@@ -337,7 +347,9 @@ impl ParallelWriter {
         self.append_ready(true)?;
         drop(self.encoders);
         // Writes the footer, then hands the file back.
-        self.file.into_inner()
+        let file = self.file.into_inner()?;
+        self.writeback.finish()?;
+        Ok(file)
     }
 
     /// Bytes the encoders hold: queued batches, and encoded pages of row groups not yet
