@@ -19,10 +19,12 @@ enum Choice {
     Avx2,
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    #[cfg(target_arch = "aarch64")]
+    Neon,
 }
 
 /// The names the `isa` config key accepts, besides `auto`.
-pub const ISA_NAMES: [&str; 3] = ["scalar", "avx2", "avx512"];
+pub const ISA_NAMES: [&str; 4] = ["scalar", "avx2", "avx512", "neon"];
 
 impl Isa {
     /// The portable scalar code, always available.
@@ -45,10 +47,14 @@ impl Isa {
                 isas.push(Isa(Choice::Avx512));
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            isas.push(Isa(Choice::Neon));
+        }
         isas
     }
 
-    /// The instruction set named `name` (`auto`, `scalar`, `avx2`, `avx512`), or an error
+    /// The instruction set named `name` (`auto`, `scalar`, `avx2`, `avx512`, `neon`), or an error
     /// saying what this CPU lacks and what it supports.
     pub fn from_name(name: &str) -> Result<Isa> {
         Isa::from_name_among(name, &Isa::available())
@@ -87,6 +93,8 @@ impl Isa {
             Choice::Avx2 => "avx2",
             #[cfg(target_arch = "x86_64")]
             Choice::Avx512 => "avx512",
+            #[cfg(target_arch = "aarch64")]
+            Choice::Neon => "neon",
         }
     }
 
@@ -101,6 +109,9 @@ impl Isa {
             // SAFETY: `Choice::Avx512` is made only by `available`, after detecting AVX-512F.
             #[cfg(target_arch = "x86_64")]
             Choice::Avx512 => unsafe { crate::x86::avx512(work) },
+            // SAFETY: `Choice::Neon` is made only by `available`, after detecting NEON.
+            #[cfg(target_arch = "aarch64")]
+            Choice::Neon => unsafe { crate::neon::neon(work) },
         }
     }
 }
@@ -136,6 +147,14 @@ mod tests {
             error.message().contains("unknown instruction set `sse9`"),
             "{error}"
         );
+    }
+
+    /// NEON is part of every ARMv8-A CPU, so on aarch64 the agreement tests always run it.
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn neon_is_detected_on_aarch64() {
+        assert!(Isa::available().iter().any(|isa| isa.name() == "neon"));
+        assert_eq!(Isa::detect().name(), "neon");
     }
 
     #[test]

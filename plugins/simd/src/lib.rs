@@ -2,7 +2,7 @@
 //!
 //! The standard kernel plugin: numeric kernels over `float32` and `float64` Arrow arrays,
 //! written once against a small vector abstraction and compiled for AVX2 (with FMA),
-//! AVX-512F and plain scalar code; the instruction set is detected at run time, or forced
+//! AVX-512F, NEON (aarch64) and plain scalar code; the instruction set is detected at run time, or forced
 //! with the `isa` config key. Transforms call the kernels by name through the host's
 //! registry, so another plugin can provide a faster one under the same name.
 //!
@@ -32,6 +32,8 @@ mod components;
 mod elementwise;
 mod isa;
 mod log1p;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod reduce;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 //!
 //! A [`Vector`] is `LANES` floats of one [`Element`] type on one instruction set. The
 //! kernels in `ops` are generic over it and are instantiated for each instruction set's
-//! vector types (`x86`) and for the scalar types themselves: `f32` and `f64` are vectors of
+//! vector types (`x86`, `neon`) and for the scalar types themselves: `f32` and `f64` are vectors of
 //! one lane. The scalar fallback is therefore the same algorithm, operation for
 //! operation, which is what makes the element-wise kernels bit-identical on every path.
 //!
@@ -106,6 +106,10 @@ pub trait Element:
     #[cfg(target_arch = "x86_64")]
     #[doc(hidden)]
     type Avx512: Vector<Elem = Self>;
+    /// The NEON vector of this element.
+    #[cfg(target_arch = "aarch64")]
+    #[doc(hidden)]
+    type Neon: Vector<Elem = Self>;
 
     /// `0`.
     const ZERO: Self;
@@ -245,6 +249,8 @@ impl Element for f64 {
     type Avx2 = crate::x86::F64x4;
     #[cfg(target_arch = "x86_64")]
     type Avx512 = crate::x86::F64x8;
+    #[cfg(target_arch = "aarch64")]
+    type Neon = crate::neon::F64x2;
 
     const ZERO: f64 = 0.0;
     const INFINITY: f64 = f64::INFINITY;
@@ -274,6 +280,8 @@ impl Element for f32 {
     type Avx2 = crate::x86::F32x8;
     #[cfg(target_arch = "x86_64")]
     type Avx512 = crate::x86::F32x16;
+    #[cfg(target_arch = "aarch64")]
+    type Neon = crate::neon::F32x4;
 
     const ZERO: f32 = 0.0;
     const INFINITY: f32 = f32::INFINITY;
