@@ -3,9 +3,9 @@
 //! The standard Parquet plugin:
 //!
 //! - source `parquet` reads a Parquet dataset (a file, a list, a glob or a directory of
-//!   files), decoding row groups and columns on several threads; a column projection and
-//!   a row filter are pushed into the reader, and row groups whose statistics rule out a
-//!   match are never read;
+//!   files), decoding its columns on several threads a chunk at a time; a column
+//!   projection and a row filter are pushed into the reader, and row groups whose
+//!   statistics rule out a match are never read;
 //! - sink `parquet` writes one Parquet file **atomically**: into a temporary file beside the
 //!   output, fsynced and renamed onto the output by a successful `flush`. A sink dropped
 //!   without a successful flush (a failed run) deletes its temporary file, so a failed run

@@ -55,7 +55,7 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
         ConfigKey::new(
             "threads",
             ConfigType::Integer,
-            "threads that decode row groups and columns in parallel; 0 = one per core",
+            "threads that decode columns in parallel; 0 = one per core",
         )
         .default(0),
     ]
