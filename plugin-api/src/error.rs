@@ -3,6 +3,7 @@
 use std::fmt;
 use std::ops::Range;
 
+use arrow::datatypes::Schema;
 use arrow::error::ArrowError;
 
 /// What kind of failure an [`Error`] reports. The host decides what to do by kind:
@@ -179,9 +180,34 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// A schema's columns as `(name: type, name: type not null, ...)`, for error messages that
+/// show what was found against what was expected.
+pub fn describe_schema(schema: &Schema) -> String {
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let null = if f.is_nullable() { "" } else { " not null" };
+            format!("{}: {}{null}", f.name(), f.data_type())
+        })
+        .collect();
+    format!("({})", columns.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
+    use arrow::datatypes::{DataType, Field};
+
     use super::*;
+
+    #[test]
+    fn schemas_are_described_by_name_type_and_nullability() {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("x", DataType::Float64, true),
+        ]);
+        assert_eq!(describe_schema(&schema), "(id: Int64 not null, x: Float64)");
+    }
 
     #[test]
     fn kinds_round_trip_through_their_codes() {

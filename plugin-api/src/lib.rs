@@ -61,7 +61,7 @@ pub use arrow;
 pub use arrow::array::RecordBatch;
 pub use arrow::datatypes::SchemaRef;
 
-pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::error::{Error, ErrorKind, Result, describe_schema};
 pub use crate::manifest::{
     ComponentInfo, ComponentKind, Config, ConfigKey, ConfigType, Kernels, Manifest, parse_byte_size,
 };

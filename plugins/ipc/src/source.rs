@@ -17,6 +17,7 @@ use mlpipe_plugin_api::arrow::datatypes::Schema;
 use mlpipe_plugin_api::files;
 use mlpipe_plugin_api::{
     Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Source,
+    describe_schema,
 };
 
 use crate::file_format::{FileFormat, MAGIC};
@@ -165,9 +166,9 @@ impl IpcSource {
                     "{}: its columns {} differ from those of {}, {}; every file of a dataset \
                      must have the same columns, types and nullability",
                     input.name,
-                    describe(&schema),
+                    describe_schema(&schema),
                     first.name,
-                    describe(&full)
+                    describe_schema(&full)
                 )));
             }
         }
@@ -342,7 +343,7 @@ fn column_indices(input: &str, schema: &Schema, columns: &[String]) -> Result<Ve
             [] => {
                 return Err(Error::config(format!(
                     "key `columns` of source `ipc`: {input} has no column `{name}`; its columns are {}",
-                    describe(schema)
+                    describe_schema(schema)
                 )));
             }
             _ => {
@@ -361,19 +362,6 @@ fn column_indices(input: &str, schema: &Schema, columns: &[String]) -> Result<Ve
         indices.push(index);
     }
     Ok(indices)
-}
-
-/// The columns of a schema as `(name: type, ...)` for error messages.
-fn describe(schema: &Schema) -> String {
-    let columns: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let null = if f.is_nullable() { "" } else { " not null" };
-            format!("{}: {}{null}", f.name(), f.data_type())
-        })
-        .collect();
-    format!("({})", columns.join(", "))
 }
 
 /// The bytes of a batch's buffers that are not in `mapping` (decompressed or realigned

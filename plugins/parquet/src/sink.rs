@@ -13,6 +13,7 @@ use mlpipe_plugin_api::arrow::datatypes::DataType;
 use mlpipe_plugin_api::files::PendingOutput;
 use mlpipe_plugin_api::{
     Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Sink,
+    describe_schema,
 };
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -400,8 +401,8 @@ impl Sink for ParquetSink {
             return Err(Error::bad_data(format!(
                 "{}: a batch has the columns {} but the output was begun with {}; every batch must have the same schema",
                 self.path.display(),
-                describe(&batch.schema()),
-                describe(schema)
+                describe_schema(&batch.schema()),
+                describe_schema(schema)
             )));
         }
         self.rows += batch.num_rows() as u64;
@@ -469,19 +470,6 @@ fn parse_compression(name: &str, level: Option<i64>) -> Result<Compression> {
             "key `compression` of sink `parquet` must be one of {COMPRESSIONS}, not {name:?}"
         ))),
     }
-}
-
-/// The columns of a schema as `name: type` for error messages.
-fn describe(schema: &SchemaRef) -> String {
-    let columns: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let null = if f.is_nullable() { "" } else { " not null" };
-            format!("{}: {}{null}", f.name(), f.data_type())
-        })
-        .collect();
-    format!("({})", columns.join(", "))
 }
 
 #[cfg(test)]
