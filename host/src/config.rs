@@ -7,6 +7,8 @@
 //! memory_budget = "512MiB"
 //! workers = 0             # 0 = one per core
 //! ordered = true          # false: batches reach the sink as they finish
+//! spill = "auto"          # keep a costly source's batches for later passes: auto, always, never
+//! spill_dir = "/tmp"      # where (default: the system's temporary directory)
 //!
 //! [source]
 //! type = "csv"            # a component name, or "plugin/component"
@@ -28,6 +30,7 @@ use mlpipe_plugin_api::parse_byte_size;
 use toml::{Table, Value};
 
 use crate::error::HostError;
+use crate::pipeline::spill::SpillPolicy;
 
 /// The `[pipeline]` settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +43,10 @@ pub struct Settings {
     pub workers: usize,
     /// Whether the sink receives batches in source order (the default) or as they finish.
     pub ordered: bool,
+    /// When a pipeline that fits keeps the first pass's batches for the later passes.
+    pub spill: SpillPolicy,
+    /// Where it keeps them; `None`: the system's temporary directory.
+    pub spill_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -49,6 +56,8 @@ impl Default for Settings {
             memory_budget: 512 << 20,
             workers: 0,
             ordered: true,
+            spill: SpillPolicy::Auto,
+            spill_dir: None,
         }
     }
 }
@@ -170,7 +179,7 @@ impl PipelineConfig {
                 ));
             }
         };
-        Ok(PipelineConfig {
+        let mut config = PipelineConfig {
             file: file.to_path_buf(),
             settings,
             source,
@@ -178,7 +187,16 @@ impl PipelineConfig {
             sink,
             quarantine,
             kernels,
-        })
+        };
+        // Like every path in the file, a relative spill_dir is relative to the file's
+        // folder; given with --set, to the working directory.
+        if let Some(dir) = &config.settings.spill_dir
+            && dir.is_relative()
+            && !overridden.contains("pipeline.spill_dir")
+        {
+            config.settings.spill_dir = Some(config.base_dir().join(dir));
+        }
+        Ok(config)
     }
 
     /// The directory relative paths in the file resolve against.
@@ -226,9 +244,23 @@ fn parse_settings(pipeline: &Table) -> Result<Settings, String> {
                     }
                 }
             }
+            "spill" => {
+                settings.spill = value
+                    .as_str()
+                    .and_then(SpillPolicy::parse)
+                    .ok_or_else(|| {
+                        format!("`pipeline.spill` must be \"auto\", \"always\" or \"never\", not {value}")
+                    })?
+            }
+            "spill_dir" => {
+                let dir = value.as_str().ok_or_else(|| {
+                    format!("`pipeline.spill_dir` must be a directory path, not {value}")
+                })?;
+                settings.spill_dir = Some(PathBuf::from(dir));
+            }
             other => {
                 return Err(format!(
-                    "unknown key `pipeline.{other}`; [pipeline] accepts batch_rows, memory_budget, workers, ordered and kernels"
+                    "unknown key `pipeline.{other}`; [pipeline] accepts batch_rows, memory_budget, workers, ordered, spill, spill_dir and kernels"
                 ));
             }
         }
@@ -414,6 +446,30 @@ mod tests {
         assert_eq!(config.transforms[0].config, json!({"columns": ["a", "b*"]}));
         assert_eq!(config.sink.type_name, "parquet/parquet");
         assert_eq!(config.base_dir(), PathBuf::from("dir"));
+    }
+
+    #[test]
+    fn spill_settings_are_checked_and_a_relative_spill_dir_follows_its_origin() {
+        let spill = |settings: &str, overrides: &[&str]| {
+            let text = PIPELINE.replace("[pipeline]", &format!("[pipeline]\n{settings}"));
+            parse(&text, overrides).map(|c| (c.settings.spill, c.settings.spill_dir))
+        };
+        assert_eq!(spill("", &[]).unwrap(), (SpillPolicy::Auto, None));
+        assert_eq!(
+            spill("spill = \"never\"\nspill_dir = \"tmp\"", &[]).unwrap(),
+            (SpillPolicy::Never, Some(PathBuf::from("dir/tmp")))
+        );
+        assert_eq!(
+            spill("", &["pipeline.spill=always", "pipeline.spill_dir=tmp"]).unwrap(),
+            (SpillPolicy::Always, Some(PathBuf::from("tmp")))
+        );
+        let bad = spill("spill = \"sometimes\"", &[]).unwrap_err();
+        assert!(
+            bad.contains("`pipeline.spill` must be \"auto\", \"always\" or \"never\""),
+            "{bad}"
+        );
+        let bad = spill("spill_dir = 3", &[]).unwrap_err();
+        assert!(bad.contains("`pipeline.spill_dir` must be a directory path"), "{bad}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use mlpipe_host::error::HostError;
 use mlpipe_host::loader::PluginSearch;
 use mlpipe_host::pipeline::fit::FitStats;
 use mlpipe_host::pipeline::metrics::{PassReport, Report};
+use mlpipe_host::pipeline::spill::SpillOutcome;
 use mlpipe_host::pipeline::{Pipeline, Progress, RunControl};
 use mlpipe_host::registry::{PluginEntry, Registry};
 use mlpipe_host::serve::MetricsServer;
@@ -261,8 +262,16 @@ fn fit_summary(passes: &[PassReport]) -> String {
     passes
         .iter()
         .map(|p| {
+            let spill = match &p.spill {
+                None => String::new(),
+                Some(SpillOutcome::Kept { bytes, .. }) => format!(
+                    "; kept its batches ({}) in a spill file for the next pass",
+                    human_bytes(*bytes)
+                ),
+                Some(SpillOutcome::Abandoned(reason)) => format!("; {reason}"),
+            };
             format!(
-                "  {:<7} read {} rows in {:.2} s, fitted {}\n",
+                "  {:<7} read {} rows in {:.2} s, fitted {}{spill}\n",
                 p.pass,
                 p.rows_read,
                 p.elapsed_seconds,
@@ -353,6 +362,9 @@ fn describe_component(c: &ComponentInfo) -> String {
     }
     if c.stateless {
         out += "  stateless: one instance serves every worker\n";
+    }
+    if c.costly_reread {
+        out += "  costly to read again: a pipeline that fits reads it once (see pipeline.spill)\n";
     }
     if c.config.is_empty() {
         out += "  (no config keys)\n";

@@ -361,6 +361,9 @@ impl Registry {
         let mut stage = SourceStage::new(label, factory);
         stage.config = config;
         stage.ready = Some(first);
+        stage.costly_reread = self
+            .resolve(ComponentKind::Source, &spec.type_name)
+            .is_ok_and(|(_, _, info)| info.costly_reread);
         Ok(stage)
     }
 

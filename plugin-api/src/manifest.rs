@@ -232,6 +232,11 @@ pub struct ComponentInfo {
     /// For transforms: stateless and `Sync`, so one instance serves every worker.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stateless: bool,
+    /// For sources: reading the input again costs as much as the first time (a text
+    /// format parsed whole). A pipeline that fits then keeps the first pass's batches in a
+    /// spill file for the later passes (`[pipeline] spill = "auto"`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub costly_reread: bool,
 }
 
 impl ComponentInfo {
@@ -248,6 +253,7 @@ impl ComponentInfo {
             config: Vec::new(),
             signature: None,
             stateless: false,
+            costly_reread: false,
         }
     }
 

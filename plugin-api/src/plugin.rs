@@ -180,6 +180,18 @@ impl Plugin {
         plugin.with_last_signature(signature)
     }
 
+    /// Declares the source added last costly to read again: it parses a text format whole
+    /// on every pass (CSV, JSON). A pipeline that fits then reads it once, keeping its
+    /// batches in a spill file (Arrow IPC) for the passes after the first.
+    pub fn costly_reread(mut self) -> Plugin {
+        if let Some(component) = self.components.last_mut()
+            && component.info.kind == ComponentKind::Source
+        {
+            component.info.costly_reread = true;
+        }
+        self
+    }
+
     fn with_last_signature(mut self, signature: &str) -> Plugin {
         if let Some(component) = self.components.last_mut() {
             component.info.signature = Some(signature.to_string());

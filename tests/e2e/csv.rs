@@ -404,3 +404,51 @@ fn skipped_records_are_counted_in_the_final_report() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_pipeline_that_fits_parses_the_csv_once_and_replays_its_batches() {
+    let dir = temp_dir();
+    let mut text = String::from("x,c\n");
+    for row in 0..5000 {
+        let x = if row % 7 == 0 { String::new() } else { format!("{}.25", row % 113) };
+        text += &format!("{x},c{}\n", row % 13);
+    }
+    text += "1,2,3\n"; // malformed: skipped, and counted in the report of every run
+    let input = dir.path().join("in.csv");
+    fs::write(&input, text).unwrap();
+    // Two fit passes (standardize fits on what fill_null outputs), then the apply pass.
+    let run_with = |spill: &str| {
+        let output = dir.path().join(format!("out-{spill}.parquet"));
+        let (result, report) = run(
+            dir.path(),
+            &format!(
+                "type = \"csv\"\npath = {}\non_error = \"skip\"\n\n[pipeline]\nworkers = 1\nbatch_rows = 700\nspill = \"{spill}\"\n\n\
+                 [[transform]]\ntype = \"fill_null\"\ncolumns = [\"x\"]\n\n\
+                 [[transform]]\ntype = \"standardize\"\ncolumns = [\"x\"]\n\n\
+                 [[transform]]\ntype = \"ordinal\"\ncolumns = [\"c\"]",
+                toml(input.to_string_lossy())
+            ),
+            &format!("type = \"parquet\"\npath = {}", toml(output.to_string_lossy())),
+        );
+        assert!(result.status.success(), "{}", describe(&result));
+        (fs::read(&output).unwrap(), report.unwrap())
+    };
+    let (spilled, report) = run_with("auto");
+    let passes = report["fit_passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 2, "{report}");
+    let kept = &passes[0]["spill"]["kept"];
+    assert_eq!(kept["rows"], 5000, "{report}");
+    assert!(kept["bytes"].as_u64().unwrap() > 5000 * 8, "{report}");
+    assert!(passes[1].get("spill").is_none(), "{report}");
+    let (reparsed, again) = run_with("never");
+    assert!(again["fit_passes"][0].get("spill").is_none(), "{again}");
+    assert!(spilled == reparsed, "the replayed batches gave another output");
+    for report in [&report, &again] {
+        let skipped = report["counters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "records skipped");
+        assert_eq!(skipped.map(|c| &c["value"]), Some(&Value::from(1)), "{report}");
+    }
+}

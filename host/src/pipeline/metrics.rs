@@ -267,6 +267,9 @@ pub struct PassReport {
     pub rows_read: u64,
     /// Wall time of the pass.
     pub elapsed_seconds: f64,
+    /// Whether the pass kept the source's batches for the later passes, and how much.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spill: Option<super::spill::SpillOutcome>,
 }
 
 /// A named count from a component.

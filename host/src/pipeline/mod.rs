@@ -9,6 +9,7 @@ mod engine;
 pub mod fit;
 pub mod metrics;
 mod pool;
+pub mod spill;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -19,6 +20,7 @@ use mlpipe_plugin_api::{Error as ComponentError, Sink, Source, Transform};
 use self::engine::{Action, Chain, Pass, fail, run_pass};
 use self::fit::{FitStats, FittedStage, Planned, STATS_FORMAT_VERSION, StageIdentity, plan_round};
 use self::metrics::{Metrics, PassReport, Report};
+use self::spill::{Spilled, Spilling};
 use crate::config::{PipelineConfig, Settings};
 use crate::error::{HostError, RunError};
 use crate::registry::{ComponentLabel, Registry};
@@ -49,6 +51,10 @@ pub struct SourceStage {
     pub factory: SourceFactory,
     /// An instance made already (when the pipeline was built), used by the first pass.
     pub ready: Option<Box<dyn Source>>,
+    /// Whether the component declares reading its input again costly (`[pipeline] spill`).
+    pub costly_reread: bool,
+    /// The batches of the first pass, kept for the later ones.
+    spilled: Option<Spilled>,
 }
 
 impl SourceStage {
@@ -59,13 +65,19 @@ impl SourceStage {
             config: serde_json::Value::Null,
             factory,
             ready: None,
+            costly_reread: false,
+            spilled: None,
         }
     }
 
+    /// The source of the next pass: the batches a first pass spilled, when it did.
     fn instance(&mut self) -> Result<Stage<Box<dyn Source>>, Box<RunError>> {
-        let component = match self.ready.take() {
-            Some(source) => source,
-            None => (self.factory)().map_err(|e| fail(&self.label, "create", None, e))?,
+        let component = match (&self.spilled, self.ready.take()) {
+            (Some(spilled), _) => spilled
+                .replay()
+                .map_err(|e| fail(&self.label, "replay", None, e))?,
+            (None, Some(source)) => source,
+            (None, None) => (self.factory)().map_err(|e| fail(&self.label, "create", None, e))?,
         };
         Ok(Stage {
             label: self.label.clone(),
@@ -288,7 +300,8 @@ impl Pipeline {
                 return Err(stats_error(
                     &ComponentLabel::host("stats file"),
                     format!(
-                        "the stats file has parameters for {}, which this pipeline does not                          have; refit with `mlpipe-host fit`",
+                        "the stats file has parameters for {}, which this pipeline does not \
+                         have; refit with `mlpipe-host fit`",
                         saved.identity.stage
                     ),
                 ));
@@ -300,7 +313,8 @@ impl Pipeline {
                 return Err(stats_error(
                     &stage.label,
                     format!(
-                        "the stats file was fitted for `{}` with config {}, but the pipeline                          has `{}` with config {}; refit with `mlpipe-host fit`",
+                        "the stats file was fitted for `{}` with config {}, but the pipeline \
+                         has `{}` with config {}; refit with `mlpipe-host fit`",
                         saved.identity.component,
                         saved.identity.config,
                         stage.label.component,
@@ -315,7 +329,8 @@ impl Pipeline {
         if let Some(position) = unfitted.iter().position(|u| *u) {
             return Err(stats_error(
                 &self.transforms[position].label,
-                "the stats file has no fitted parameters for this stage; refit with                  `mlpipe-host fit`"
+                "the stats file has no fitted parameters for this stage; refit with \
+                 `mlpipe-host fit`"
                     .to_string(),
             ));
         }
@@ -354,11 +369,22 @@ impl Pipeline {
     pub fn fit(
         &mut self,
         control: &RunControl,
+        on_progress: impl FnMut(&Progress),
+    ) -> (Vec<PassReport>, Result<(), Box<RunError>>) {
+        self.fit_passes(control, on_progress, false)
+    }
+
+    /// [`Pipeline::fit`]; `then_apply` says whether an apply pass follows (a reason to
+    /// spill the first pass's batches).
+    fn fit_passes(
+        &mut self,
+        control: &RunControl,
         mut on_progress: impl FnMut(&Progress),
+        then_apply: bool,
     ) -> (Vec<PassReport>, Result<(), Box<RunError>>) {
         let mut passes = Vec::new();
         loop {
-            match self.fit_round(control, &mut passes, &mut on_progress) {
+            match self.fit_round(control, &mut passes, &mut on_progress, then_apply) {
                 Ok(true) => {}
                 Ok(false) => return (passes, Ok(())),
                 Err(error) => return (passes, Err(error)),
@@ -373,13 +399,14 @@ impl Pipeline {
         control: &RunControl,
         passes: &mut Vec<PassReport>,
         on_progress: &mut impl FnMut(&Progress),
+        then_apply: bool,
     ) -> Result<bool, Box<RunError>> {
         let chain = self.make_chain()?;
         let unfitted = self.unfitted(&chain);
         if !unfitted.contains(&true) {
             return Ok(false);
         }
-        let source = self.source.instance()?;
+        let mut source = self.source.instance()?;
         let source_schema = source
             .component
             .schema()
@@ -409,6 +436,17 @@ impl Pipeline {
         let fitting: Vec<usize> = (0..actions.len())
             .filter(|&i| actions[i] == Action::Fit)
             .collect();
+        let later_pass = then_apply || unfitted.iter().filter(|u| **u).count() > fitting.len();
+        let mut spill = None;
+        if later_pass
+            && self.source.spilled.is_none()
+            && self.settings.spill.spills(self.source.costly_reread)
+        {
+            let dir = (self.settings.spill_dir.clone()).unwrap_or_else(std::env::temp_dir);
+            let (spilling, slot) = Spilling::new(source.component, &dir);
+            source.component = Box::new(spilling);
+            spill = Some(slot);
+        }
         let settings = Settings {
             ordered: false,
             ..self.settings.clone()
@@ -435,7 +473,11 @@ impl Pipeline {
         };
         let (report, outcome) =
             run_pass(pass, self.workers(), control, &metrics, |p| on_progress(p));
+        let (spill, spilled) = spill
+            .and_then(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take())
+            .map_or((None, None), |(outcome, spilled)| (Some(outcome), spilled));
         passes.push(PassReport {
+            spill,
             pass: name,
             fitted: fitting
                 .iter()
@@ -445,6 +487,9 @@ impl Pipeline {
             elapsed_seconds: report.elapsed_seconds,
         });
         let mut chains = outcome?.chains;
+        if spilled.is_some() {
+            self.source.spilled = spilled;
+        }
         for &position in &fitting {
             let params = merge_fit(&mut chains, position)
                 .map_err(|(method, e)| fail(&self.transforms[position].label, method, None, e))?;
@@ -461,7 +506,7 @@ impl Pipeline {
         control: &RunControl,
         mut on_progress: impl FnMut(&Progress),
     ) -> (Report, Result<(), Box<RunError>>) {
-        let (passes, fitted) = self.fit(control, &mut on_progress);
+        let (passes, fitted) = self.fit_passes(control, &mut on_progress, true);
         let (workers, budget) = (self.workers(), self.settings.memory_budget);
         let empty = |passes: Vec<PassReport>| {
             let mut report = control.metrics.report(Duration::ZERO, workers, budget);
@@ -652,6 +697,7 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::time::Instant;
 
+    use super::spill::{SpillOutcome, SpillPolicy};
     use super::*;
 
     fn schema() -> SchemaRef {
@@ -1055,6 +1101,81 @@ mod tests {
         }
     }
 
+    /// A pipeline that fits `center` on 0..100 and applies it; its source counts how
+    /// often it is created.
+    fn fitting_pipeline(spill: SpillPolicy, costly_reread: bool) -> (Pipeline, Collect, Arc<AtomicU64>) {
+        let sink = Collect::default();
+        let mut pipeline = pipeline(100, (None, None, None), &sink, 2);
+        pipeline.transforms = vec![center("transform[0]", "n")];
+        pipeline.fitted = vec![None];
+        pipeline.settings.spill = spill;
+        let created = Arc::new(AtomicU64::new(0));
+        let (counter, factory) = (created.clone(), pipeline.source.factory.clone());
+        pipeline.source.factory = Arc::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            factory()
+        });
+        pipeline.source.costly_reread = costly_reread;
+        (pipeline, sink, created)
+    }
+
+    #[test]
+    fn a_costly_source_is_read_once_and_replayed_from_the_spill() {
+        for (spill, costly, reads) in [
+            (SpillPolicy::Auto, true, 1),
+            (SpillPolicy::Auto, false, 2),
+            (SpillPolicy::Always, false, 1),
+            (SpillPolicy::Never, true, 2),
+        ] {
+            let (pipeline, sink, created) = fitting_pipeline(spill, costly);
+            let (report, result) = run(pipeline);
+            result.unwrap();
+            let case = format!("{spill:?}, costly {costly}");
+            assert_eq!(created.load(Ordering::SeqCst), reads, "{case}");
+            let kept = report.fit_passes[0].spill.clone();
+            match reads {
+                1 => assert!(
+                    matches!(kept, Some(SpillOutcome::Kept { rows: 100, bytes }) if bytes > 800),
+                    "{case}: {kept:?}"
+                ),
+                _ => assert_eq!(kept, None, "{case}"),
+            }
+            assert_eq!(
+                *sink.values.lock().unwrap(),
+                (0..100).map(|n| n - 49).collect::<Vec<_>>(),
+                "{case}"
+            );
+            assert_eq!(report.rows_read, 100, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_spill_that_cannot_be_written_is_abandoned_and_the_source_read_again() {
+        let (mut pipeline, sink, created) = fitting_pipeline(SpillPolicy::Always, true);
+        pipeline.settings.spill_dir = Some("/nonexistent/spill".into());
+        let (report, result) = run(pipeline);
+        result.unwrap();
+        assert_eq!(created.load(Ordering::SeqCst), 2);
+        let Some(SpillOutcome::Abandoned(reason)) = &report.fit_passes[0].spill else {
+            panic!("{:?}", report.fit_passes[0].spill);
+        };
+        assert!(
+            reason.starts_with("could not spill to /nonexistent/spill: ")
+                && reason.ends_with("later passes read the source again"),
+            "{reason}"
+        );
+        assert_eq!(sink.values.lock().unwrap().len(), 100);
+    }
+
+    #[test]
+    fn fitting_without_applying_after_one_pass_spills_nothing() {
+        let (mut pipeline, _, created) = fitting_pipeline(SpillPolicy::Always, true);
+        let (passes, result) = pipeline.fit(&RunControl::default(), |_| {});
+        result.unwrap();
+        assert_eq!(passes[0].spill, None);
+        assert_eq!(created.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn a_stage_that_reads_what_an_unfitted_stage_writes_waits_for_the_next_pass() {
         let sink = Collect::default();
@@ -1100,7 +1221,13 @@ mod tests {
         let mut stats = fitter.stats(&passes);
         let mut other = pipeline(10, (None, None, None), &sink, 1);
         let error = other.load_stats(&stats).unwrap_err();
-        assert!(error.to_string().contains("refit"), "{error}");
+        assert!(
+            error.to_string().contains(
+                "`center` with config null, but the pipeline has `test-transform` with \
+                 config null; refit with `mlpipe-host fit`"
+            ),
+            "{error}"
+        );
         stats.stages.clear();
         let mut unfitted = pipeline(10, (None, None, None), &sink, 1);
         unfitted.transforms = vec![center("transform[0]", "n")];

@@ -43,6 +43,7 @@ fn plugin() -> Plugin {
             source::keys(),
             source::CsvSource::from_config,
         )
+        .costly_reread()
         .sink(
             "csv",
             "writes a CSV file atomically, quoting values only where needed",

@@ -25,6 +25,7 @@ fn plugin() -> Plugin {
             source::keys(),
             source::NdjsonSource::from_config,
         )
+        .costly_reread()
         .sink(
             "ndjson",
             "writes newline-delimited JSON, one object a line, atomically (temporary file, renamed on success)",
