@@ -6,6 +6,7 @@
 //! batch_rows = 65536
 //! memory_budget = "512MiB"
 //! workers = 0             # 0 = one per core
+//! adaptive_workers = false # true: park workers while the source is the bottleneck
 //! ordered = true          # false: batches reach the sink as they finish
 //! spill = "auto"          # keep a costly source's batches for later passes: auto, always, never
 //! spill_dir = "/tmp"      # where (default: the system's temporary directory)
@@ -43,6 +44,9 @@ pub struct Settings {
     pub workers: usize,
     /// Whether the sink receives batches in source order (the default) or as they finish.
     pub ordered: bool,
+    /// Whether the watcher parks transform workers while the source is the bottleneck
+    /// (off by default: `benches/scripts/adaptive_pool.sh` measured no gain here).
+    pub adaptive_workers: bool,
     /// When a pipeline that fits keeps the first pass's batches for the later passes.
     pub spill: SpillPolicy,
     /// Where it keeps them; `None`: the system's temporary directory.
@@ -56,6 +60,7 @@ impl Default for Settings {
             memory_budget: 512 << 20,
             workers: 0,
             ordered: true,
+            adaptive_workers: false,
             spill: SpillPolicy::Auto,
             spill_dir: None,
         }
@@ -244,6 +249,11 @@ fn parse_settings(pipeline: &Table) -> Result<Settings, String> {
                     }
                 }
             }
+            "adaptive_workers" => {
+                settings.adaptive_workers = value.as_bool().ok_or_else(|| {
+                    format!("`pipeline.adaptive_workers` must be true or false, not {value}")
+                })?
+            }
             "spill" => {
                 settings.spill = value
                     .as_str()
@@ -260,7 +270,7 @@ fn parse_settings(pipeline: &Table) -> Result<Settings, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown key `pipeline.{other}`; [pipeline] accepts batch_rows, memory_budget, workers, ordered, spill, spill_dir and kernels"
+                    "unknown key `pipeline.{other}`; [pipeline] accepts batch_rows, memory_budget, workers, adaptive_workers, ordered, spill, spill_dir and kernels"
                 ));
             }
         }

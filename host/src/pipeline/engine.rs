@@ -863,8 +863,12 @@ fn watch(
     let mut last_pressure_check = Instant::now();
     let mut window = (Instant::now(), 0u64, 0u64);
     let mut limit = workers;
+    let mut last_tick = Instant::now();
     loop {
         let finished = done.recv_timeout(Duration::from_millis(100)).is_ok();
+        let parked = (workers - limit) as u64 * last_tick.elapsed().as_nanos() as u64;
+        metrics.parked_worker_nanos.fetch_add(parked, Ordering::Relaxed);
+        last_tick = Instant::now();
         if control.cancel.load(Ordering::Acquire) && !shared.errors.failed() {
             shared.errors.record(fail(
                 &ComponentLabel::host("mlpipe-host"),
@@ -900,7 +904,7 @@ fn watch(
         // Adapt the pool every half second: when workers mostly wait for input the source
         // is the bottleneck, and a parked worker leaves its core to the source; when the
         // source mostly waits for room, wake one up again.
-        if window.0.elapsed() >= Duration::from_millis(500) {
+        if shared.settings.adaptive_workers && window.0.elapsed() >= Duration::from_millis(500) {
             let idle = metrics.transforms.wait_input_nanos.load(Ordering::Relaxed);
             let blocked = metrics.source.wait_output_nanos.load(Ordering::Relaxed);
             let span = window.0.elapsed().as_nanos() as f64;

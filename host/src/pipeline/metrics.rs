@@ -178,6 +178,8 @@ pub struct Metrics {
     pub sink_queue: Gauge,
     /// Transform workers allowed to run now (the pool adapts).
     pub active_workers: Gauge,
+    /// Nanoseconds of worker time the adaptive pool kept parked (summed over workers).
+    pub parked_worker_nanos: AtomicU64,
     /// Concatenations served from pooled buffers, and those that had to allocate.
     pub pool_reused: AtomicU64,
     /// See `pool_reused`.
@@ -246,6 +248,8 @@ pub struct Report {
     pub pool_allocated: u64,
     /// Times memory pressure shrank the in-flight window.
     pub memory_pressure_events: u64,
+    /// Worker-seconds the adaptive pool kept parked so the source could use their cores.
+    pub parked_worker_seconds: f64,
     /// Under-aligned plugin buffers that were copied on import.
     pub realigned_buffers: u64,
     /// The stage that limited throughput, and why.
@@ -305,6 +309,7 @@ impl Metrics {
             pool_reused: load(&self.pool_reused),
             pool_allocated: load(&self.pool_allocated),
             memory_pressure_events: load(&self.pressure_events),
+            parked_worker_seconds: load(&self.parked_worker_nanos) as f64 / 1e9,
             realigned_buffers: mlpipe_plugin_api::ffi::realigned_buffers() as u64,
             fit_passes: Vec::new(),
             counters: Vec::new(),
