@@ -46,7 +46,7 @@ for format in ${formats//,/ }; do
     case $format in
         parquet) source=parquet ;;
         csv) source=csv ;;
-        arrow) source=arrow ;;
+        arrow) source=ipc ;;
         *) echo "unknown format $format (parquet, csv or arrow)" >&2; exit 2 ;;
     esac
     "$host" plugins list | grep -qw "$source" \
