@@ -3,6 +3,7 @@
 //! decoded by arrow-rs' `FileDecoder` straight from the mapped bytes, so that the arrays
 //! point into the mapping.
 
+use std::fs::File;
 use std::sync::Arc;
 
 use mlpipe_plugin_api::arrow::buffer::Buffer;
@@ -11,6 +12,7 @@ use mlpipe_plugin_api::arrow::ipc::reader::{FileDecoder, read_footer_length};
 use mlpipe_plugin_api::arrow::ipc::{Block, MessageHeader, MetadataVersion, root_as_footer};
 use mlpipe_plugin_api::{Error, RecordBatch, Result, SchemaRef};
 
+use crate::input::map_range;
 use crate::message::{check_message, check_version, decode_schema, guarded, message_in};
 
 /// The magic bytes that start and end an IPC file.
@@ -22,6 +24,10 @@ const TRAILER: usize = 10;
 /// An IPC file being read, batch by batch.
 pub(crate) struct FileFormat {
     bytes: Buffer,
+    /// When set, each record batch is decoded from a mapping of its own block of this file
+    /// (released with the batch) instead of from `bytes`, whose pages would stay in the
+    /// process until the whole file is done.
+    blocks_from: Option<File>,
     decoder: FileDecoder,
     schema: SchemaRef,
     batches: Vec<Block>,
@@ -112,6 +118,7 @@ impl FileFormat {
         }
         Ok(FileFormat {
             bytes,
+            blocks_from: None,
             decoder,
             schema,
             batches,
@@ -120,14 +127,16 @@ impl FileFormat {
         })
     }
 
+    /// Decodes each record batch from a mapping of its block in `file` (the file `bytes`
+    /// maps), so that the memory of a batch is returned when the batch is dropped.
+    pub(crate) fn map_blocks_from(mut self, file: File) -> FileFormat {
+        self.blocks_from = Some(file);
+        self
+    }
+
     /// The schema the file declares (all its columns).
     pub(crate) fn schema(&self) -> SchemaRef {
         self.schema.clone()
-    }
-
-    /// The mapped bytes of the file.
-    pub(crate) fn bytes(&self) -> &Buffer {
-        &self.bytes
     }
 
     /// The rows of all the file's record batches, as their messages declare.
@@ -151,7 +160,15 @@ impl FileFormat {
         };
         let index = self.next;
         self.next += 1;
-        let data = block_bytes(&self.bytes, block);
+        let data = match &self.blocks_from {
+            None => block_bytes(&self.bytes, block),
+            Some(file) => {
+                let length = block.metaDataLength() as usize + block.bodyLength() as usize;
+                map_range(file, block.offset() as u64, length).map_err(|e| {
+                    Error::io(format!("record batch {index}: cannot memory-map: {e}"))
+                })?
+            }
+        };
         guarded(|| self.decoder.read_record_batch(block, &data))
             .map_err(|e| e.context(format!("record batch {index}")))
     }

@@ -32,6 +32,17 @@ pub(crate) fn map_file(path: &Path) -> Result<Buffer> {
     Ok(Buffer::from(bytes::Bytes::from_owner(map)))
 }
 
+/// Maps `length` bytes of `file` from `offset` (any offset: the mapping starts at the
+/// page boundary before it) read-only, as a buffer of their own. The mapping is released
+/// when the last array built on it is dropped, and with it the pages it brought into the
+/// process: a batch decoded from it holds memory only as long as the batch lives.
+pub(crate) fn map_range(file: &File, offset: u64, length: usize) -> io::Result<Buffer> {
+    // SAFETY: as in `map_file`: read-only, nothing writes through it, and the input must
+    // not be modified while a pipeline reads it.
+    let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(length).map(file) }?;
+    Ok(Buffer::from(bytes::Bytes::from_owner(map)))
+}
+
 /// Bytes read in order, in pieces of a requested size.
 pub(crate) enum Bytes {
     /// A mapped file (or any buffer in memory): pieces are zero-copy slices.

@@ -7,6 +7,7 @@
 //! copying, and a batch larger than the host asks for is handed out in zero-copy slices.
 
 use std::collections::{HashSet, VecDeque};
+use std::fs::File;
 use std::io::{BufReader, Cursor, Read};
 use std::ops::Range;
 use std::path::Path;
@@ -87,10 +88,13 @@ impl Reader {
         }
     }
 
-    /// The mapped bytes the input is read from, when it is in memory.
+    /// The mapping batches are decoded from and that outlives them (a mapped stream),
+    /// when there is one: bytes in it are not counted as the source's memory.
     fn mapping(&self) -> Option<&Buffer> {
         match self {
-            Reader::File(file) => Some(file.bytes()),
+            // Each batch of a file maps its own block, released with the batch: its pages
+            // are the batch's memory while it lives.
+            Reader::File(_) => None,
             Reader::Stream(stream) => stream.mapping(),
         }
     }
@@ -277,7 +281,10 @@ impl Source for IpcSource {
 fn open_file(path: &Path, format: Format) -> Result<Reader> {
     let bytes = map_file(path)?;
     match (format, bytes.starts_with(MAGIC)) {
-        (Format::Auto | Format::File, true) => Ok(Reader::File(FileFormat::open(bytes)?)),
+        (Format::Auto | Format::File, true) => {
+            let file = File::open(path).map_err(|e| Error::io(format!("cannot open: {e}")))?;
+            Ok(Reader::File(FileFormat::open(bytes)?.map_blocks_from(file)))
+        }
         (Format::File, false) => Err(Error::bad_data(
             "not an Arrow IPC file: it does not start with ARROW1. If it is an IPC stream, set \
              `format = \"stream\"` (or \"auto\") on the source",

@@ -202,51 +202,60 @@ fn every_format_and_compression_round_trips() {
     assert_eq!(entries(dir.path()).len(), 6);
 }
 
+/// The address ranges at which `path` is mapped into this process (`/proc/self/maps`).
+fn mappings_of(path: &Path) -> Vec<std::ops::Range<usize>> {
+    let path = path.canonicalize().unwrap();
+    let path = path.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|line| line.ends_with(&format!(" {path}")))
+        .map(|line| {
+            let (start, rest) = line.split_once('-').unwrap();
+            let end = rest.split_whitespace().next().unwrap();
+            let address = |hex: &str| usize::from_str_radix(hex, 16).unwrap();
+            address(start)..address(end)
+        })
+        .collect()
+}
+
+/// Checks that every buffer of `batch` (nested and dictionary values included) lies in one
+/// of `ranges`; returns how many buffers it checked.
+fn buffers_inside(batch: &RecordBatch, ranges: &[std::ops::Range<usize>]) -> usize {
+    fn walk(
+        data: &mlpipe_plugin_api::arrow::array::ArrayData,
+        ranges: &[std::ops::Range<usize>],
+    ) -> usize {
+        let nulls = data.nulls().map(|n| n.buffer());
+        let mut count = 0;
+        for buffer in data.buffers().iter().chain(nulls).filter(|b| !b.is_empty()) {
+            let address = buffer.as_ptr() as usize;
+            assert!(
+                ranges.iter().any(|r| r.contains(&address)),
+                "a buffer at {address:#x} outside the mappings {ranges:x?}"
+            );
+            count += 1;
+        }
+        count + data.child_data().iter().map(|c| walk(c, ranges)).sum::<usize>()
+    }
+    batch.columns().iter().map(|c| walk(&c.to_data(), ranges)).sum()
+}
+
 #[test]
-fn column_buffers_point_into_the_mapping() {
+fn column_buffers_point_into_mappings_of_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("data.arrow");
     let stream = dir.path().join("data.arrows");
     write("ipc", &file, json!({}), &[batch(0, 100), batch(100, 50)]);
     write("ipc_stream", &stream, json!({}), &[batch(0, 100)]);
 
-    fn check(batch: &RecordBatch, mapping: &Buffer) -> usize {
-        fn walk(
-            data: &mlpipe_plugin_api::arrow::array::ArrayData,
-            range: &std::ops::Range<usize>,
-        ) -> usize {
-            let nulls = data.nulls().map(|n| n.buffer());
-            let mut count = 0;
-            for buffer in data.buffers().iter().chain(nulls).filter(|b| !b.is_empty()) {
-                let address = buffer.as_ptr() as usize;
-                assert!(
-                    range.contains(&address),
-                    "a buffer at {address:#x} outside the mapping {range:x?}"
-                );
-                count += 1;
-            }
-            count
-                + data
-                    .child_data()
-                    .iter()
-                    .map(|c| walk(c, range))
-                    .sum::<usize>()
-        }
-        let start = mapping.as_ptr() as usize;
-        let range = start..start + mapping.len();
-        batch
-            .columns()
-            .iter()
-            .map(|c| walk(&c.to_data(), &range))
-            .sum()
+    let mut source = open(json!({ "path": file }));
+    let mut batches = Vec::new();
+    while let Some(batch) = source.next_batch(1000).unwrap() {
+        batches.push(batch);
     }
-
-    let mut reader = FileFormat::open(map_file(&file).unwrap()).unwrap();
-    let mapping = reader.bytes().clone();
-    let mut buffers = 0;
-    while let Some(batch) = reader.next_batch().unwrap() {
-        buffers += check(&batch, &mapping);
-    }
+    let ranges = mappings_of(&file);
+    let buffers: usize = batches.iter().map(|b| buffers_inside(b, &ranges)).sum();
     // Every column of both batches, nested and dictionary values included.
     assert!(buffers >= 2 * 14, "{buffers} buffers checked");
 
@@ -257,7 +266,26 @@ fn column_buffers_point_into_the_mapping() {
     })
     .unwrap();
     let batch = reader.next_batch().unwrap().unwrap();
-    assert!(check(&batch, &mapping) >= 14);
+    let start = mapping.as_ptr() as usize;
+    assert!(buffers_inside(&batch, &[start..start + mapping.len()]) >= 14);
+}
+
+#[test]
+fn a_batch_of_a_file_gives_its_pages_back_when_it_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.arrow");
+    write("ipc", &file, json!({}), &[batch(0, 100), batch(100, 50)]);
+    let mut source = open(json!({ "path": file }));
+    // The whole file stays mapped (footer, dictionaries); each batch maps its own block.
+    let whole = mappings_of(&file).len();
+    let first = source.next_batch(1000).unwrap().unwrap();
+    assert_eq!(mappings_of(&file).len(), whole + 1);
+    let second = source.next_batch(1000).unwrap().unwrap();
+    assert_eq!(mappings_of(&file).len(), whole + 2);
+    drop(first);
+    assert_eq!(mappings_of(&file).len(), whole + 1);
+    drop(second);
+    assert_eq!(mappings_of(&file).len(), whole);
 }
 
 #[test]
