@@ -255,12 +255,11 @@ fn parse_settings(pipeline: &Table) -> Result<Settings, String> {
                 })?
             }
             "spill" => {
-                settings.spill = value
-                    .as_str()
-                    .and_then(SpillPolicy::parse)
-                    .ok_or_else(|| {
-                        format!("`pipeline.spill` must be \"auto\", \"always\" or \"never\", not {value}")
-                    })?
+                settings.spill = value.as_str().and_then(SpillPolicy::parse).ok_or_else(|| {
+                    format!(
+                        "`pipeline.spill` must be \"auto\", \"always\" or \"never\", not {value}"
+                    )
+                })?
             }
             "spill_dir" => {
                 let dir = value.as_str().ok_or_else(|| {
@@ -479,7 +478,10 @@ mod tests {
             "{bad}"
         );
         let bad = spill("spill_dir = 3", &[]).unwrap_err();
-        assert!(bad.contains("`pipeline.spill_dir` must be a directory path"), "{bad}");
+        assert!(
+            bad.contains("`pipeline.spill_dir` must be a directory path"),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -410,7 +410,11 @@ fn a_pipeline_that_fits_parses_the_csv_once_and_replays_its_batches() {
     let dir = temp_dir();
     let mut text = String::from("x,c\n");
     for row in 0..5000 {
-        let x = if row % 7 == 0 { String::new() } else { format!("{}.25", row % 113) };
+        let x = if row % 7 == 0 {
+            String::new()
+        } else {
+            format!("{}.25", row % 113)
+        };
         text += &format!("{x},c{}\n", row % 13);
     }
     text += "1,2,3\n"; // malformed: skipped, and counted in the report of every run
@@ -428,7 +432,10 @@ fn a_pipeline_that_fits_parses_the_csv_once_and_replays_its_batches() {
                  [[transform]]\ntype = \"ordinal\"\ncolumns = [\"c\"]",
                 toml(input.to_string_lossy())
             ),
-            &format!("type = \"parquet\"\npath = {}", toml(output.to_string_lossy())),
+            &format!(
+                "type = \"parquet\"\npath = {}",
+                toml(output.to_string_lossy())
+            ),
         );
         assert!(result.status.success(), "{}", describe(&result));
         (fs::read(&output).unwrap(), report.unwrap())
@@ -442,13 +449,20 @@ fn a_pipeline_that_fits_parses_the_csv_once_and_replays_its_batches() {
     assert!(passes[1].get("spill").is_none(), "{report}");
     let (reparsed, again) = run_with("never");
     assert!(again["fit_passes"][0].get("spill").is_none(), "{again}");
-    assert!(spilled == reparsed, "the replayed batches gave another output");
+    assert!(
+        spilled == reparsed,
+        "the replayed batches gave another output"
+    );
     for report in [&report, &again] {
         let skipped = report["counters"]
             .as_array()
             .unwrap()
             .iter()
             .find(|c| c["name"] == "records skipped");
-        assert_eq!(skipped.map(|c| &c["value"]), Some(&Value::from(1)), "{report}");
+        assert_eq!(
+            skipped.map(|c| &c["value"]),
+            Some(&Value::from(1)),
+            "{report}"
+        );
     }
 }

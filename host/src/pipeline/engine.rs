@@ -867,7 +867,9 @@ fn watch(
     loop {
         let finished = done.recv_timeout(Duration::from_millis(100)).is_ok();
         let parked = (workers - limit) as u64 * last_tick.elapsed().as_nanos() as u64;
-        metrics.parked_worker_nanos.fetch_add(parked, Ordering::Relaxed);
+        metrics
+            .parked_worker_nanos
+            .fetch_add(parked, Ordering::Relaxed);
         last_tick = Instant::now();
         if control.cancel.load(Ordering::Acquire) && !shared.errors.failed() {
             shared.errors.record(fail(

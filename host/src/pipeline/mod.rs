@@ -1103,7 +1103,10 @@ mod tests {
 
     /// A pipeline that fits `center` on 0..100 and applies it; its source counts how
     /// often it is created.
-    fn fitting_pipeline(spill: SpillPolicy, costly_reread: bool) -> (Pipeline, Collect, Arc<AtomicU64>) {
+    fn fitting_pipeline(
+        spill: SpillPolicy,
+        costly_reread: bool,
+    ) -> (Pipeline, Collect, Arc<AtomicU64>) {
         let sink = Collect::default();
         let mut pipeline = pipeline(100, (None, None, None), &sink, 2);
         pipeline.transforms = vec![center("transform[0]", "n")];

@@ -154,7 +154,8 @@ struct Writer {
 impl Writer {
     fn start(dir: &Path, schema: &SchemaRef) -> std::result::Result<Writer, String> {
         let file = tempfile::tempfile_in(dir).map_err(|e| e.to_string())?;
-        let output = BufWriter::with_capacity(IO_BUFFER, file.try_clone().map_err(|e| e.to_string())?);
+        let output =
+            BufWriter::with_capacity(IO_BUFFER, file.try_clone().map_err(|e| e.to_string())?);
         let mut writer = FileWriter::try_new(output, schema).map_err(|e| e.to_string())?;
         let (batches, received) = bounded::<RecordBatch>(QUEUED_BATCHES);
         let queued = Arc::new(AtomicUsize::new(0));
@@ -184,7 +185,10 @@ impl Writer {
     fn append(&self, batch: &RecordBatch) -> bool {
         let bytes = batch.get_array_memory_size();
         self.queued.fetch_add(bytes, Ordering::Relaxed);
-        let sent = self.batches.as_ref().is_some_and(|b| b.send(batch.clone()).is_ok());
+        let sent = self
+            .batches
+            .as_ref()
+            .is_some_and(|b| b.send(batch.clone()).is_ok());
         if !sent {
             self.queued.fetch_sub(bytes, Ordering::Relaxed);
         }
@@ -327,9 +331,10 @@ impl Source for Spilling {
     }
 
     fn memory_usage(&self) -> usize {
-        let writer = self.writer.as_ref().map_or(0, |w| {
-            IO_BUFFER + w.queued.load(Ordering::Relaxed)
-        });
+        let writer = self
+            .writer
+            .as_ref()
+            .map_or(0, |w| IO_BUFFER + w.queued.load(Ordering::Relaxed));
         self.inner.memory_usage() + writer
     }
 

@@ -39,7 +39,12 @@ pub(crate) fn map_file(path: &Path) -> Result<Buffer> {
 pub(crate) fn map_range(file: &File, offset: u64, length: usize) -> io::Result<Buffer> {
     // SAFETY: as in `map_file`: read-only, nothing writes through it, and the input must
     // not be modified while a pipeline reads it.
-    let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(length).map(file) }?;
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(length)
+            .map(file)
+    }?;
     Ok(Buffer::from(bytes::Bytes::from_owner(map)))
 }
 
