@@ -113,8 +113,9 @@ pub struct PendingOutput {
 
 impl PendingOutput {
     /// Checks the output path (an existing file is refused unless `overwrite`; a directory
-    /// always is), creates its directory if missing, and opens the temporary file.
-    pub fn create(path: &Path, overwrite: bool) -> Result<(PendingOutput, File)> {
+    /// always is), creates its directory if missing, and opens the temporary file, which
+    /// syncs itself in the background as it grows ([`SyncingFile`]).
+    pub fn create(path: &Path, overwrite: bool) -> Result<(PendingOutput, SyncingFile)> {
         let shown = path.display();
         match fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {
@@ -163,6 +164,12 @@ impl PendingOutput {
                     temp.display()
                 ))
             })?;
+        let file = SyncingFile::new(file).map_err(|e| {
+            Error::io(format!(
+                "{shown}: cannot start syncing the temporary file {}: {e}",
+                temp.display()
+            ))
+        })?;
         let pending = PendingOutput {
             path: path.to_path_buf(),
             temp: Some(temp),
@@ -176,13 +183,19 @@ impl PendingOutput {
         &self.path
     }
 
-    /// Syncs the finished file and renames it onto the output path. `file` is the handle
+    /// Syncs the finished file and renames it onto the output path. `file` is the one
     /// [`create`](PendingOutput::create) returned (after the writer is done with it).
-    pub fn commit(mut self, file: File) -> Result<()> {
+    pub fn commit(mut self, file: SyncingFile) -> Result<()> {
         let shown = self.path.display().to_string();
         let Some(temp) = self.temp.clone() else {
             return Err(Error::internal(format!("{shown}: committed twice")));
         };
+        let file = file.finish().map_err(|e| {
+            Error::io(format!(
+                "{shown}: a background sync of the temporary file {} failed: {e}",
+                temp.display()
+            ))
+        })?;
         file.sync_all().map_err(|e| {
             Error::io(format!(
                 "{shown}: cannot sync the temporary file {}: {e}",
@@ -222,62 +235,68 @@ impl Drop for PendingOutput {
     }
 }
 
-/// Syncs a file being written on a thread of its own each time `every` more bytes have been
-/// written, so that the sync of [`PendingOutput::commit`] finds little left to write: on a
-/// machine with much memory, the kernel starts writing dirty pages late, and a large output
-/// would otherwise be written to disk only while the run waits for that last sync. The
-/// writer never waits: a request made while a sync runs is merged into the next one.
+/// A sink's output grows by this many bytes between two background syncs
+/// ([`SyncingFile`]).
+pub const WRITEBACK_BYTES: u64 = 64 << 20;
+
+/// An output file that syncs itself on a thread of its own each time [`WRITEBACK_BYTES`]
+/// more bytes have been written through it, so that the sync of [`PendingOutput::commit`]
+/// finds little left to write: on a machine with much memory the kernel starts writing
+/// dirty pages late, and a large output would otherwise reach the disk only while the run
+/// waits for that last sync, both cores idle. Writing never waits for a sync: a request made
+/// while one runs is merged into the next.
 ///
-/// A failed background sync is kept and returned by [`finish`](Writeback::finish): on
-/// Linux an error a sync reports is not reported again to the next one.
+/// A sink writes through it (behind its own buffering) and commits the file
+/// [`finish`](SyncingFile::finish) returns. A failed background sync is kept and returned
+/// there: on Linux an error a sync reports is not reported again to the next one.
 #[derive(Debug)]
-pub struct Writeback {
-    every: u64,
+pub struct SyncingFile {
+    file: File,
+    written: u64,
     requested_at: u64,
     requests: Option<SyncSender<()>>,
     syncer: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-impl Writeback {
-    /// Starts syncing `file` (a handle to the same open file is kept) every `every` bytes.
-    pub fn start(file: &File, every: u64) -> std::io::Result<Writeback> {
-        let file = file.try_clone()?;
+impl SyncingFile {
+    /// Starts syncing `file` (a second handle to it is kept by the syncing thread).
+    pub fn new(file: File) -> std::io::Result<SyncingFile> {
+        let synced = file.try_clone()?;
         let (requests, received) = sync_channel::<()>(1);
         let syncer = std::thread::Builder::new()
             .name("writeback".into())
             .spawn(move || {
                 for () in received {
-                    file.sync_data()?;
+                    synced.sync_data()?;
                 }
                 Ok(())
             })?;
-        Ok(Writeback {
-            every: every.max(1),
+        Ok(SyncingFile {
+            file,
+            written: 0,
             requested_at: 0,
             requests: Some(requests),
             syncer: Some(syncer),
         })
     }
 
-    /// Notes that the file now holds `written` bytes; asks for a sync when `every` bytes
-    /// have been added since the last request.
-    pub fn progress(&mut self, written: u64) {
-        if written.saturating_sub(self.requested_at) < self.every {
-            return;
-        }
-        if let Some(requests) = &self.requests
-            && requests.try_send(()).is_ok()
-        {
-            self.requested_at = written;
-        }
+    /// Bytes written through it so far.
+    pub fn written(&self) -> u64 {
+        self.written
     }
 
-    /// Stops the syncing thread once its sync is done; returns the first error a sync met.
-    pub fn finish(mut self) -> std::io::Result<()> {
-        self.stop()
+    /// Waits for the sync in progress, stops the syncing thread, and returns the file (to
+    /// commit), or the first error a background sync met.
+    pub fn finish(mut self) -> std::io::Result<File> {
+        self.stop_syncing()?;
+        // A handle of its own: `self` (which implements `Drop`) cannot give its field away.
+        self.file.try_clone()
     }
 
-    fn stop(&mut self) -> std::io::Result<()> {
+    /// Waits for the sync in progress and stops the syncing thread (a finished file that
+    /// waits for its commit needs none); returns the first error a background sync met.
+    /// Writing on afterwards is allowed, without background syncs.
+    pub fn stop_syncing(&mut self) -> std::io::Result<()> {
         self.requests = None;
         match self.syncer.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
@@ -287,10 +306,28 @@ impl Writeback {
     }
 }
 
-impl Drop for Writeback {
+impl std::io::Write for SyncingFile {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.file.write(bytes)?;
+        self.written += written as u64;
+        if self.written - self.requested_at >= WRITEBACK_BYTES
+            && let Some(requests) = &self.requests
+            && requests.try_send(()).is_ok()
+        {
+            self.requested_at = self.written;
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for SyncingFile {
     fn drop(&mut self) {
-        // An unfinished writeback belongs to a failed run: its file is deleted anyway.
-        let _ = self.stop();
+        // An unfinished output belongs to a failed run: its file is deleted anyway.
+        let _ = self.stop_syncing();
     }
 }
 
@@ -365,22 +402,20 @@ mod tests {
     }
 
     #[test]
-    fn writeback_syncs_as_the_file_grows_and_finishes_cleanly() {
+    fn a_syncing_file_syncs_as_it_grows_and_finishes_cleanly() {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
         let (output, mut file) = PendingOutput::create(&dir.path().join("big.bin"), false).unwrap();
-        let mut writeback = Writeback::start(&file, 1 << 10).unwrap();
-        let block = vec![7u8; 4096];
-        for written in 1..=64u64 {
+        let block = vec![7u8; 1 << 20];
+        for _ in 0..WRITEBACK_BYTES / (1 << 20) + 1 {
             file.write_all(&block).unwrap();
-            writeback.progress(written * 4096);
         }
-        assert!(writeback.requested_at > 0, "a sync was asked for");
-        writeback.finish().unwrap();
+        assert_eq!(file.written(), WRITEBACK_BYTES + (1 << 20));
+        assert!(file.requested_at >= WRITEBACK_BYTES, "a sync was asked for");
         output.commit(file).unwrap();
         assert_eq!(
             fs::metadata(dir.path().join("big.bin")).unwrap().len(),
-            64 * 4096
+            WRITEBACK_BYTES + (1 << 20)
         );
     }
 }

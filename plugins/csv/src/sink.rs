@@ -10,7 +10,6 @@
 //! when it holds the delimiter, the quote, a line break, is empty, or equals `null_value`,
 //! so `""` (empty text) and an empty field (null) stay apart.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
@@ -24,7 +23,7 @@ use mlpipe_plugin_api::arrow::datatypes::{
     UInt16Type, UInt32Type, UInt64Type,
 };
 use mlpipe_plugin_api::arrow::util::display::{ArrayFormatter, FormatOptions};
-use mlpipe_plugin_api::files::PendingOutput;
+use mlpipe_plugin_api::files::{PendingOutput, SyncingFile};
 use mlpipe_plugin_api::{
     Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Sink,
 };
@@ -81,7 +80,7 @@ pub(crate) struct CsvSink {
     has_header: bool,
     style: Style,
     /// The temporary file, from `begin` to `flush`.
-    output: Option<(PendingOutput, BufWriter<File>)>,
+    output: Option<(PendingOutput, BufWriter<SyncingFile>)>,
     /// Rows formatted and not yet written.
     lines: Vec<u8>,
     /// Scratch space for values arrow formats.
@@ -134,7 +133,7 @@ impl CsvSink {
 
 /// Writes the formatted lines to the temporary file and empties them.
 fn write_out(
-    output: &mut Option<(PendingOutput, BufWriter<File>)>,
+    output: &mut Option<(PendingOutput, BufWriter<SyncingFile>)>,
     lines: &mut Vec<u8>,
 ) -> Result<()> {
     let Some((pending, writer)) = output.as_mut() else {

@@ -8,14 +8,13 @@
 //! between two messages from a complete one, so a run that fails after it started writing
 //! to standard output ends the stream with an incomplete message: the reader fails too.
 
-use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
 use std::path::PathBuf;
 
 use mlpipe_plugin_api::arrow::error::ArrowError;
 use mlpipe_plugin_api::arrow::ipc::CompressionType;
 use mlpipe_plugin_api::arrow::ipc::writer::{FileWriter, IpcWriteOptions, StreamWriter};
-use mlpipe_plugin_api::files::PendingOutput;
+use mlpipe_plugin_api::files::{PendingOutput, SyncingFile};
 use mlpipe_plugin_api::{
     Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Sink,
 };
@@ -65,7 +64,7 @@ pub(crate) fn keys(format: Format) -> Vec<ConfigKey> {
 
 /// Where the encoded bytes go.
 enum Destination {
-    File(File),
+    File(SyncingFile),
     Stdout(Stdout),
 }
 

@@ -2,12 +2,11 @@
 //! (a temporary file beside the output, renamed onto it by a successful `flush`; an
 //! existing output is refused unless `overwrite = true`).
 
-use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
 
 use mlpipe_plugin_api::arrow::json::writer::{LineDelimited, Writer, WriterBuilder};
-use mlpipe_plugin_api::files::PendingOutput;
+use mlpipe_plugin_api::files::{PendingOutput, SyncingFile};
 use mlpipe_plugin_api::{
     Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Sink,
 };
@@ -33,7 +32,7 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
 
 /// The output while it is being written.
 struct Open {
-    writer: Writer<BufWriter<File>, LineDelimited>,
+    writer: Writer<BufWriter<SyncingFile>, LineDelimited>,
     pending: PendingOutput,
     schema: SchemaRef,
 }

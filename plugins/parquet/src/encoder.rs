@@ -7,7 +7,6 @@
 //! description says so) instead of leaving cores idle while it writes.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
@@ -15,7 +14,7 @@ use std::thread::JoinHandle;
 
 use mlpipe_plugin_api::RecordBatch;
 use mlpipe_plugin_api::arrow::datatypes::SchemaRef;
-use mlpipe_plugin_api::files::Writeback;
+use mlpipe_plugin_api::files::SyncingFile;
 use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
     compute_leaves,
@@ -27,10 +26,6 @@ use parquet::file::writer::SerializedFileWriter;
 
 /// Batches queued for each encoder thread, at most.
 const QUEUE: usize = 2;
-
-/// The file is synced in the background each time it grows by this much (see
-/// [`Writeback`]).
-const WRITEBACK_BYTES: u64 = 64 << 20;
 
 enum Job {
     /// Encode these leaves (one per column the thread owns), which hold this many bytes.
@@ -65,7 +60,8 @@ impl Drop for Encoders {
 
 /// Writes batches to a Parquet file, encoding columns on `threads` threads.
 pub(crate) struct ParallelWriter {
-    file: SerializedFileWriter<File>,
+    /// The output, synced in the background as it grows.
+    file: SerializedFileWriter<SyncingFile>,
     factory: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
     encoders: Encoders,
@@ -82,8 +78,6 @@ pub(crate) struct ParallelWriter {
     bytes_per_group: usize,
     /// Bytes of encoded pages held by the encoders (updated by them).
     buffered: Arc<AtomicUsize>,
-    /// Syncs the file as it grows, so that the final sync has little left to wait for.
-    writeback: Writeback,
 }
 
 fn encode_loop(
@@ -154,7 +148,7 @@ fn slice_bytes(batch: &RecordBatch) -> Result<usize> {
 
 impl ParallelWriter {
     pub(crate) fn try_new(
-        file: File,
+        file: SyncingFile,
         schema: SchemaRef,
         mut properties: WriterProperties,
         group_limits: GroupLimits,
@@ -166,7 +160,6 @@ impl ParallelWriter {
         // Readers restore the Arrow types (time zones, dictionaries, …) from this, as they
         // do for files `ArrowWriter` writes.
         add_encoded_arrow_schema_to_metadata(&schema, &mut properties);
-        let writeback = Writeback::start(&file, WRITEBACK_BYTES)?;
         let file = SerializedFileWriter::new(
             file,
             parquet_schema.root_schema_ptr(),
@@ -215,7 +208,6 @@ impl ParallelWriter {
             rows_per_group: group_limits.rows.max(1),
             bytes_per_group: group_limits.bytes.max(1),
             buffered,
-            writeback,
         })
     }
 
@@ -332,7 +324,6 @@ impl ParallelWriter {
                     .append_to_row_group(&mut row_group)?;
             }
             row_group.close()?;
-            self.writeback.progress(self.file.bytes_written() as u64);
             self.buffered.fetch_sub(held, Ordering::Relaxed);
             self.pending.pop_front();
         }
@@ -340,16 +331,14 @@ impl ParallelWriter {
     }
 
     /// Encodes what is left, writes every row group and the footer; returns the file.
-    pub(crate) fn finish(mut self) -> Result<File> {
+    pub(crate) fn finish(mut self) -> Result<SyncingFile> {
         if self.rows_in_group > 0 {
             self.close_row_group()?;
         }
         self.append_ready(true)?;
         drop(self.encoders);
         // Writes the footer, then hands the file back.
-        let file = self.file.into_inner()?;
-        self.writeback.finish()?;
-        Ok(file)
+        self.file.into_inner()
     }
 
     /// Bytes the encoders hold: queued batches, and encoded pages of row groups not yet

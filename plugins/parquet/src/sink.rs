@@ -6,11 +6,11 @@
 //! successful `flush` deletes them, so a failed run leaves nothing behind — not even the
 //! shards it had finished. Columns are encoded in parallel ([`ParallelWriter`]).
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::PathBuf;
 
 use mlpipe_plugin_api::arrow::datatypes::DataType;
-use mlpipe_plugin_api::files::PendingOutput;
+use mlpipe_plugin_api::files::{PendingOutput, SyncingFile};
 use mlpipe_plugin_api::{
     Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Sink,
     describe_schema,
@@ -123,7 +123,7 @@ pub(crate) struct ParquetSink {
     /// The file being written.
     open: Option<OpenFile>,
     /// Finished files, waiting for `flush` to move them into place.
-    done: Vec<(PendingOutput, File)>,
+    done: Vec<(PendingOutput, SyncingFile)>,
     rows: u64,
     /// Set by a successful `flush`.
     flushed: bool,
@@ -302,10 +302,16 @@ impl ParquetSink {
     fn close_open(&mut self) -> Result<()> {
         if let Some(open) = self.open.take() {
             let shown = open.output.path().display().to_string();
-            let file = open
+            let mut file = open
                 .writer
                 .finish()
                 .map_err(|e| parquet_error(format!("{shown}: cannot finish the file"), e))?;
+            // A shard waiting for `flush` keeps no syncing thread.
+            file.stop_syncing().map_err(|e| {
+                Error::io(format!(
+                    "{shown}: a background sync of the file failed: {e}"
+                ))
+            })?;
             self.done.push((open.output, file));
         }
         Ok(())
