@@ -119,8 +119,8 @@ impl Source for Replay {
     }
 
     fn next_batch(&mut self, _max_rows: usize) -> Result<Option<RecordBatch>> {
-        // Batches come back as the first pass read them, already of at most `max_rows`
-        // rows: the settings of a pipeline do not change between its passes.
+        // Batches come back as the source returned them in the first pass; the engine
+        // re-batches them to `batch_rows` as it did then.
         self.reader.next().transpose().map_err(|e| {
             Error::io(format!(
                 "reading back the spill file in {}: {e}",
@@ -131,6 +131,10 @@ impl Source for Replay {
 
     fn size_hint(&self) -> Option<usize> {
         usize::try_from(self.rows).ok()
+    }
+
+    fn memory_usage(&self) -> usize {
+        IO_BUFFER
     }
 
     fn counters(&self) -> Counters {
