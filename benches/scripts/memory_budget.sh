@@ -44,7 +44,8 @@ path = "$root/$output"
 overwrite = true
 TOML
 log=target/bench-budget.time
-/usr/bin/time -v target/release/mlpipe-host run "$pipeline" --quiet --metrics-json target/bench-budget.json 2> "$log"
+/usr/bin/time -v target/release/mlpipe-host run "$pipeline" --quiet --metrics-json target/bench-budget.json 2> "$log" \
+    || { cat "$log" >&2; echo "the run failed (its output: $output)" >&2; exit 1; }
 "$venv/bin/python" - "$log" "$budget" target/bench-budget.json <<'PY'
 import json, re, sys
 log, budget, report = open(sys.argv[1]).read(), sys.argv[2], json.load(open(sys.argv[3]))
