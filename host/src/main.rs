@@ -415,9 +415,15 @@ fn summary(report: &Report, outcome: &str, stage: &str, component: &str) -> Stri
         );
     }
     out += &format!(
-        "  memory: peak {} in flight of a {} budget; pooled buffers reused {} times, allocated {}\n",
+        "  memory: peak {} in flight of a {} budget{}; pooled buffers reused {} times, allocated {}\n",
         human_bytes(report.memory_peak_bytes),
         human_bytes(report.memory_budget_bytes),
+        report
+            .process_peak_rss_bytes
+            .map_or(String::new(), |rss| format!(
+                " (process peak RSS {})",
+                human_bytes(rss)
+            )),
         report.pool_reused,
         report.pool_allocated
     );

@@ -51,6 +51,11 @@ fn metrics_json_reports_rows_bytes_stages_memory_and_the_bottleneck() {
         .as_u64()
         .expect("memory_peak_bytes");
     assert!((80_000..=64 << 20).contains(&peak), "peak in flight {peak}");
+    // The whole process holds more than the batches in flight: libraries, threads.
+    let rss = report["process_peak_rss_bytes"]
+        .as_u64()
+        .expect("process_peak_rss_bytes");
+    assert!(rss > peak && rss < 4 << 30, "process peak RSS {rss}");
     let stages = report["stages"].as_array().expect("stages");
     let names: Vec<&str> = stages.iter().filter_map(|s| s["stage"].as_str()).collect();
     assert_eq!(names, ["source", "transforms", "sink"]);
@@ -191,6 +196,10 @@ fn metrics_addr_serves_live_metrics_while_the_run_lasts() {
     assert_eq!(
         metric(body, "mlpipe_memory_budget_bytes"),
         Some(f64::from(32 << 20))
+    );
+    assert!(
+        metric(body, "mlpipe_process_peak_rss_bytes").is_some_and(|rss| rss > f64::from(1 << 20)),
+        "{body}"
     );
 
     send_signal(&child, "INT");

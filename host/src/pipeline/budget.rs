@@ -237,6 +237,21 @@ impl MemoryBudget {
     }
 }
 
+/// The most resident memory the process has had (`VmHWM` of `/proc/self/status`): what
+/// `/usr/bin/time` reports as maximum resident set size. `None` where there is no procfs.
+pub fn process_peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// Reads how much memory the machine (or the cgroup the process runs in) has available.
 pub fn available_memory() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;

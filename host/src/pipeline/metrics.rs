@@ -238,6 +238,9 @@ pub struct Report {
     pub memory_budget_bytes: u64,
     /// The most bytes in flight at once.
     pub memory_peak_bytes: u64,
+    /// The process's peak resident memory so far (all it holds: batches, components'
+    /// buffers, libraries, allocator slack), where the system tells it.
+    pub process_peak_rss_bytes: Option<u64>,
     /// The deepest the transform input queue got.
     pub transform_queue_max: u64,
     /// The deepest the sink's input got.
@@ -304,6 +307,7 @@ impl Metrics {
             stages,
             memory_budget_bytes: memory_budget,
             memory_peak_bytes: self.memory.get().1,
+            process_peak_rss_bytes: super::budget::process_peak_rss(),
             transform_queue_max: self.transform_queue.get().1,
             sink_queue_max: self.sink_queue.get().1,
             pool_reused: load(&self.pool_reused),
@@ -441,6 +445,14 @@ impl Report {
             "Most bytes in flight at once.",
             vec![(String::new(), self.memory_peak_bytes as f64)],
         );
+        if let Some(rss) = self.process_peak_rss_bytes {
+            metric(
+                "process_peak_rss_bytes",
+                "gauge",
+                "The process's peak resident memory so far.",
+                vec![(String::new(), rss as f64)],
+            );
+        }
         metric(
             "pool_reused_total",
             "counter",
