@@ -49,6 +49,7 @@
 
 #![deny(missing_docs)]
 
+pub mod columns;
 mod error;
 pub mod ffi;
 pub mod files;

@@ -18,8 +18,8 @@ use mlpipe_plugin_api::arrow::compute::kernels::zip::zip;
 use mlpipe_plugin_api::arrow::compute::{cast, not, nullif};
 use mlpipe_plugin_api::arrow::datatypes::{Field, Schema};
 use mlpipe_plugin_api::{
-    ColumnUsage, Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef,
-    Transform,
+    ColumnUsage, ComponentKind, Config, ConfigKey, ConfigType, Counters, Error, RecordBatch,
+    Result, SchemaRef, Transform,
 };
 
 use crate::columns::{self, Accepts, PerSchema, Selection};
@@ -109,7 +109,7 @@ impl Augment {
         Ok(Augment {
             name,
             effect,
-            selection: Selection::from_config(config, name, "columns")?,
+            selection: Selection::from_config(config, ComponentKind::Transform, name, "columns")?,
             key: config.require("key")?,
             stream: Stream::new(seed, epoch),
             plan: PerSchema::default(),

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use mlpipe_plugin_api::arrow::array::{Array, ArrayRef, Int32Array};
 use mlpipe_plugin_api::arrow::buffer::{BooleanBuffer, NullBuffer};
 use mlpipe_plugin_api::arrow::datatypes::{DataType, Field};
-use mlpipe_plugin_api::{Config, ConfigKey, ConfigType, Error, Result};
+use mlpipe_plugin_api::{ComponentKind, Config, ConfigKey, ConfigType, Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::columns::{self, Accepts, Selection};
@@ -120,7 +120,7 @@ pub(crate) fn from_config(config: &Config) -> Result<Columnwise<Bucketize>> {
     };
     Ok(Columnwise::new(
         op,
-        Selection::from_config(config, NAME, "columns")?,
+        Selection::from_config(config, ComponentKind::Transform, NAME, "columns")?,
     ))
 }
 

@@ -15,7 +15,7 @@ use mlpipe_plugin_api::arrow::array::{Array, ArrayRef};
 use mlpipe_plugin_api::arrow::compute::{CastOptions, can_cast_types, cast_with_options};
 use mlpipe_plugin_api::arrow::datatypes::{DataType, Field};
 use mlpipe_plugin_api::arrow::util::display::array_value_to_string;
-use mlpipe_plugin_api::{Config, ConfigKey, ConfigType, Error, Result};
+use mlpipe_plugin_api::{ComponentKind, Config, ConfigKey, ConfigType, Error, Result};
 
 use crate::columns::{self, Accepts, Selection};
 use crate::columnwise::{ColumnOp, Columnwise};
@@ -91,7 +91,7 @@ pub(crate) fn from_config(config: &Config) -> Result<Columnwise<Cast>> {
     };
     Ok(Columnwise::new(
         Cast { to, to_null },
-        Selection::from_config(config, NAME, "columns")?,
+        Selection::from_config(config, ComponentKind::Transform, NAME, "columns")?,
     ))
 }
 

@@ -8,7 +8,7 @@
 
 use mlpipe_plugin_api::arrow::array::ArrayRef;
 use mlpipe_plugin_api::arrow::datatypes::Field;
-use mlpipe_plugin_api::{Config, ConfigKey, ConfigType, Error, Result};
+use mlpipe_plugin_api::{ComponentKind, Config, ConfigKey, ConfigType, Error, Result};
 
 use crate::columns::{self, Accepts, Selection};
 use crate::columnwise::{ColumnOp, Columnwise};
@@ -62,7 +62,7 @@ pub(crate) fn clip(config: &Config) -> Result<Columnwise<Clip>> {
             max,
             kernel: NumericKernel::from_config(config, "clip")?,
         },
-        Selection::from_config(config, "clip", "columns")?,
+        Selection::from_config(config, ComponentKind::Transform, "clip", "columns")?,
     ))
 }
 
@@ -72,7 +72,7 @@ pub(crate) fn log1p(config: &Config) -> Result<Columnwise<Log1p>> {
         Log1p {
             kernel: NumericKernel::from_config(config, "log1p")?,
         },
-        Selection::from_config(config, "log1p", "columns")?,
+        Selection::from_config(config, ComponentKind::Transform, "log1p", "columns")?,
     ))
 }
 

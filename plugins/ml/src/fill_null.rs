@@ -18,7 +18,7 @@ use mlpipe_plugin_api::arrow::array::{Array, ArrayRef, Int64Array, Scalar, Strin
 use mlpipe_plugin_api::arrow::compute::kernels::zip::zip;
 use mlpipe_plugin_api::arrow::compute::{CastOptions, cast_with_options, is_not_null};
 use mlpipe_plugin_api::arrow::datatypes::{DataType, Field};
-use mlpipe_plugin_api::{Config, ConfigKey, ConfigType, Error, Result};
+use mlpipe_plugin_api::{ComponentKind, Config, ConfigKey, ConfigType, Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::columns::{self, Accepts, Selection};
@@ -105,7 +105,7 @@ pub(crate) fn from_config(config: &Config) -> Result<Columnwise<FillNull>> {
     };
     Ok(Columnwise::new(
         op,
-        Selection::from_config(config, NAME, "columns")?,
+        Selection::from_config(config, ComponentKind::Transform, NAME, "columns")?,
     ))
 }
 

@@ -10,8 +10,8 @@ use mlpipe_plugin_api::arrow::compute::filter_record_batch;
 use mlpipe_plugin_api::arrow::datatypes::DataType;
 use mlpipe_plugin_api::predicate::Predicate;
 use mlpipe_plugin_api::{
-    ColumnUsage, Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef,
-    Transform,
+    ColumnUsage, ComponentKind, Config, ConfigKey, ConfigType, Counters, Error, RecordBatch,
+    Result, SchemaRef, Transform,
 };
 
 use crate::columns::{Accepts, PerSchema, Selection};
@@ -166,7 +166,12 @@ impl DropNulls {
             }
         };
         Ok(DropNulls {
-            selection: Selection::from_config(config, "drop_nulls", "columns")?,
+            selection: Selection::from_config(
+                config,
+                ComponentKind::Transform,
+                "drop_nulls",
+                "columns",
+            )?,
             all,
             nan_is_null: config.require("nan_is_null")?,
             indices: PerSchema::default(),

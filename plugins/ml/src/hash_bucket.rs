@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use mlpipe_plugin_api::arrow::array::{Array, ArrayRef, Int32Array};
 use mlpipe_plugin_api::arrow::datatypes::{DataType, Field};
-use mlpipe_plugin_api::{Config, ConfigKey, ConfigType, Error, Result};
+use mlpipe_plugin_api::{ComponentKind, Config, ConfigKey, ConfigType, Error, Result};
 
 use crate::columns::{self, Accepts, Selection};
 use crate::columnwise::{ColumnOp, Columnwise};
@@ -53,7 +53,7 @@ pub(crate) fn from_config(config: &Config) -> Result<Columnwise<HashBucket>> {
             buckets: buckets as u32,
             seed,
         },
-        Selection::from_config(config, NAME, "columns")?,
+        Selection::from_config(config, ComponentKind::Transform, NAME, "columns")?,
     ))
 }
 
@@ -161,7 +161,8 @@ mod tests {
         let t = make(NAME, &json!({"columns": ["f"], "buckets": 10}));
         let err = t.output_schema(&floats.schema()).unwrap_err();
         assert!(
-            err.message().contains("accepts string or integer columns"),
+            err.message()
+                .contains("only string or integer columns can be selected"),
             "{err}"
         );
     }

@@ -13,7 +13,7 @@ use mlpipe_plugin_api::arrow::array::{
 };
 use mlpipe_plugin_api::arrow::compute::cast;
 use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Float64Type};
-use mlpipe_plugin_api::{Config, ConfigKey, ConfigType, Error, Result};
+use mlpipe_plugin_api::{ComponentKind, Config, ConfigKey, ConfigType, Error, Result};
 
 use crate::columns::{self, Accepts, Selection};
 use crate::columnwise::{ColumnOp, Columnwise};
@@ -62,7 +62,7 @@ pub(crate) fn from_config(config: &Config) -> Result<Columnwise<Normalize>> {
     };
     Ok(Columnwise::new(
         Normalize { norm },
-        Selection::from_config(config, NAME, "columns")?,
+        Selection::from_config(config, ComponentKind::Transform, NAME, "columns")?,
     ))
 }
 

@@ -27,7 +27,8 @@ use mlpipe_plugin_api::arrow::datatypes::{
     DataType, Field, Float32Type, Float64Type, Schema, UInt8Type,
 };
 use mlpipe_plugin_api::{
-    ColumnUsage, Config, ConfigKey, ConfigType, Error, RecordBatch, Result, SchemaRef, Transform,
+    ColumnUsage, ComponentKind, Config, ConfigKey, ConfigType, Error, RecordBatch, Result,
+    SchemaRef, Transform,
 };
 
 use crate::columns::{self, PerSchema, Selection};
@@ -114,7 +115,7 @@ pub(crate) fn from_config(config: &Config) -> Result<OneHot> {
         )?,
     };
     Ok(OneHot {
-        selection: Selection::from_config(config, NAME, "columns")?,
+        selection: Selection::from_config(config, ComponentKind::Transform, NAME, "columns")?,
         frequency: Frequency::from_config(config, NAME)?,
         unknown: choose(
             config,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use mlpipe_plugin_api::arrow::array::{ArrayRef, Int32Array};
 use mlpipe_plugin_api::arrow::datatypes::{DataType, Field};
-use mlpipe_plugin_api::{Config, ConfigKey, ConfigType, Error, Result};
+use mlpipe_plugin_api::{ComponentKind, Config, ConfigKey, ConfigType, Error, Result};
 
 use crate::columns::{self, Accepts, Selection};
 use crate::columnwise::{ColumnOp, Columnwise, not_fitted};
@@ -56,7 +56,7 @@ pub(crate) fn from_config(config: &Config) -> Result<Columnwise<Ordinal>> {
     };
     Ok(Columnwise::new(
         op,
-        Selection::from_config(config, NAME, "columns")?,
+        Selection::from_config(config, ComponentKind::Transform, NAME, "columns")?,
     ))
 }
 

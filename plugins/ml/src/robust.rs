@@ -13,7 +13,7 @@
 
 use mlpipe_plugin_api::arrow::array::ArrayRef;
 use mlpipe_plugin_api::arrow::datatypes::Field;
-use mlpipe_plugin_api::{Config, ConfigKey, ConfigType, Error, Result};
+use mlpipe_plugin_api::{ComponentKind, Config, ConfigKey, ConfigType, Error, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::columns::{self, Accepts, Selection};
@@ -68,7 +68,7 @@ pub(crate) fn from_config(config: &Config) -> Result<Columnwise<Robust>> {
     };
     Ok(Columnwise::new(
         op,
-        Selection::from_config(config, NAME, "columns")?,
+        Selection::from_config(config, ComponentKind::Transform, NAME, "columns")?,
     ))
 }
 

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use mlpipe_plugin_api::{
-    ColumnUsage, Config, ConfigKey, RecordBatch, Result, SchemaRef, Transform,
+    ColumnUsage, ComponentKind, Config, ConfigKey, RecordBatch, Result, SchemaRef, Transform,
 };
 
 use crate::columns::{self, Accepts, PerSchema, Selection};
@@ -50,7 +50,12 @@ impl Projection {
 
     fn new(config: &Config, component: &'static str, drop: bool) -> Result<Projection> {
         Ok(Projection {
-            selection: Selection::from_config(config, component, "columns")?,
+            selection: Selection::from_config(
+                config,
+                ComponentKind::Transform,
+                component,
+                "columns",
+            )?,
             drop,
             indices: PerSchema::default(),
         })

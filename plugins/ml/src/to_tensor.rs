@@ -22,7 +22,8 @@ use mlpipe_plugin_api::arrow::array::{
 use mlpipe_plugin_api::arrow::compute::cast;
 use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Schema};
 use mlpipe_plugin_api::{
-    ColumnUsage, Config, ConfigKey, ConfigType, Error, RecordBatch, Result, SchemaRef, Transform,
+    ColumnUsage, ComponentKind, Config, ConfigKey, ConfigType, Error, RecordBatch, Result,
+    SchemaRef, Transform,
 };
 
 use crate::columns::{self, Accepts, PerSchema, Selection};
@@ -103,7 +104,7 @@ impl ToTensor {
             }
         };
         Ok(ToTensor {
-            selection: Selection::from_config(config, NAME, "columns")?,
+            selection: Selection::from_config(config, ComponentKind::Transform, NAME, "columns")?,
             output: config.require("output")?,
             double,
             null_value: config.get("null_value")?,

@@ -46,8 +46,8 @@ use mlpipe_plugin_api::arrow::compute::{concat_batches, filter_record_batch, not
 use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Schema};
 use mlpipe_plugin_api::arrow::util::display::array_value_to_string;
 use mlpipe_plugin_api::{
-    ColumnUsage, Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef,
-    Transform,
+    ColumnUsage, ComponentKind, Config, ConfigKey, ConfigType, Counters, Error, RecordBatch,
+    Result, SchemaRef, Transform,
 };
 use serde::Deserialize;
 
@@ -233,7 +233,12 @@ impl Validate {
                     table.column
                 )));
             }
-            let selection = Selection::new(NAME, "rules", vec![table.column.clone()])?;
+            let selection = Selection::new(
+                ComponentKind::Transform,
+                NAME,
+                "rules",
+                vec![table.column.clone()],
+            )?;
             for check in checks {
                 rules.push(Rule {
                     name: table.name.clone(),
