@@ -43,15 +43,17 @@ trap 'rm -rf "$tables"' EXIT
 
 for format in ${formats//,/ }; do
     # The source component that reads this format (the file's extension is the format).
+    # The parquet and csv sources take the example's `read_dictionary`; the ipc source
+    # (whose file holds plain strings) gets a source table of its own.
     case $format in
-        parquet) source=parquet ;;
-        csv) source=csv ;;
-        arrow) source=ipc ;;
+        parquet) source=parquet; set_source="--set source.type=parquet --set source.path={in}" ;;
+        csv) source=csv; set_source="--set source.type=csv --set source.path={in}" ;;
+        arrow) source=ipc; set_source="--set 'source={type=\"ipc\",path=\"{in}\"}'" ;;
         *) echo "unknown format $format (parquet, csv or arrow)" >&2; exit 2 ;;
     esac
     "$host" plugins list | grep -qw "$source" \
         || { echo "no source \`$source\` among the loaded plugins: cannot run the $format input" >&2; exit 2; }
-    mlpipe="mlpipe=$host run $pipeline --quiet --set source.type=$source --set source.path={in} --set sink.path={out}"
+    mlpipe="mlpipe=$host run $pipeline --quiet $set_source --set sink.path={out}"
     "$venv/bin/python" "$shared/bench/run_bench.py" --rows "$rows" --runs "$runs" \
         --formats "$format" --peers "$peers" --data "$data" --extra "$mlpipe" \
         | tee "$tables/$format.md"

@@ -1,6 +1,8 @@
 //! Reading a costly source once: the first pass of a pipeline that fits copies the
-//! source's batches into an Arrow IPC file (the *spill*), and every later pass reads them
-//! back from there instead of parsing the input again.
+//! source's batches into a file in the Arrow IPC stream format (the *spill*), and every
+//! later pass reads them back from there instead of parsing the input again. The stream
+//! format, unlike the IPC file format, lets every batch bring its own dictionaries
+//! (a source that reads text columns as dictionaries encodes each batch separately).
 //!
 //! A source declares itself costly to read again in its manifest (CSV and NDJSON: every
 //! pass parses the whole text); `[pipeline] spill` chooses (`auto`: for such sources,
@@ -18,8 +20,8 @@ use std::thread::JoinHandle;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use arrow::ipc::reader::FileReader;
-use arrow::ipc::writer::FileWriter;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
 use crossbeam_channel::{Sender, bounded};
 use mlpipe_plugin_api::{Counters, Error, Result, Source};
 
@@ -94,7 +96,7 @@ impl Spilled {
         };
         let mut file = self.file.try_clone().map_err(|e| failed(&e))?;
         file.seek(SeekFrom::Start(0)).map_err(|e| failed(&e))?;
-        let reader = FileReader::try_new(BufReader::with_capacity(IO_BUFFER, file), None)
+        let reader = StreamReader::try_new(BufReader::with_capacity(IO_BUFFER, file), None)
             .map_err(|e| failed(&e))?;
         Ok(Box::new(Replay {
             reader,
@@ -107,7 +109,7 @@ impl Spilled {
 
 /// Reads a spill file's batches in order.
 struct Replay {
-    reader: FileReader<BufReader<File>>,
+    reader: StreamReader<BufReader<File>>,
     rows: u64,
     counters: Counters,
     dir: PathBuf,
@@ -160,7 +162,7 @@ impl Writer {
         let file = tempfile::tempfile_in(dir).map_err(|e| e.to_string())?;
         let output =
             BufWriter::with_capacity(IO_BUFFER, file.try_clone().map_err(|e| e.to_string())?);
-        let mut writer = FileWriter::try_new(output, schema).map_err(|e| e.to_string())?;
+        let mut writer = StreamWriter::try_new(output, schema).map_err(|e| e.to_string())?;
         let (batches, received) = bounded::<RecordBatch>(QUEUED_BATCHES);
         let queued = Arc::new(AtomicUsize::new(0));
         let written = queued.clone();
@@ -348,5 +350,60 @@ impl Source for Spilling {
 
     fn take_failure(&mut self) -> Option<(&'static str, Error)> {
         self.inner.take_failure()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, DictionaryArray, Int32Array, StringArray};
+    use arrow::datatypes::Int32Type;
+
+    use super::*;
+
+    /// A source that returns the given batches in order.
+    struct Batches(Vec<RecordBatch>);
+
+    impl Source for Batches {
+        fn schema(&self) -> Result<SchemaRef> {
+            Ok(self.0[0].schema())
+        }
+
+        fn next_batch(&mut self, _max_rows: usize) -> Result<Option<RecordBatch>> {
+            Ok((!self.0.is_empty()).then(|| self.0.remove(0)))
+        }
+    }
+
+    #[test]
+    fn batches_with_dictionaries_of_their_own_are_replayed_as_they_were() {
+        let batch = |keys: Vec<i32>, values: Vec<&str>| {
+            let column = DictionaryArray::<Int32Type>::try_new(
+                Int32Array::from(keys),
+                Arc::new(StringArray::from(values)),
+            )
+            .unwrap();
+            RecordBatch::try_from_iter([("c", Arc::new(column) as ArrayRef)]).unwrap()
+        };
+        let batches = vec![
+            batch(vec![0, 1, 0], vec!["red", "blue"]),
+            batch(vec![1, 1, 0, 2], vec!["green", "red", "blue"]),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let (mut spilling, slot) = Spilling::new(Box::new(Batches(batches.clone())), dir.path());
+        while spilling.next_batch(10).unwrap().is_some() {}
+        drop(spilling);
+        let (outcome, spilled) = slot.lock().unwrap().take().unwrap();
+        assert!(
+            matches!(outcome, SpillOutcome::Kept { rows: 7, .. }),
+            "{outcome:?}"
+        );
+        let mut replay = spilled.unwrap().replay().unwrap();
+        for expected in &batches {
+            assert_eq!(&replay.next_batch(10).unwrap().unwrap(), expected);
+        }
+        assert!(replay.next_batch(10).unwrap().is_none());
+        // Nothing is left in the directory: the file was unlinked when created.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -21,10 +21,10 @@ use mlpipe_plugin_api::arrow::array::{
     PrimitiveArray, RecordBatch, RecordBatchOptions,
 };
 use mlpipe_plugin_api::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
-use mlpipe_plugin_api::arrow::compute::filter_record_batch;
 use mlpipe_plugin_api::arrow::compute::kernels::cast_utils::{
     Parser, parse_decimal, string_to_datetime,
 };
+use mlpipe_plugin_api::arrow::compute::{cast, filter_record_batch};
 use mlpipe_plugin_api::arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
     Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
@@ -356,6 +356,16 @@ fn new_decoder(
         }
         DataType::Utf8 => Box::new(StringDecoder::<i32>::new(rows, text_bytes(), n)),
         DataType::LargeUtf8 => Box::new(StringDecoder::<i64>::new(rows, text_bytes(), n)),
+        DataType::Dictionary(key, text) if **key == DataType::Int32 => {
+            let text_spec = ColumnSpec {
+                data_type: text.as_ref().clone(),
+                ..spec.clone()
+            };
+            Box::new(DictionaryDecoder {
+                text: new_decoder(&text_spec, rows, text_bytes)?,
+                data_type: spec.data_type.clone(),
+            })
+        }
         other => {
             return Err(Error::internal(format!(
                 "column `{}`: no CSV decoder for {other}",
@@ -626,6 +636,29 @@ impl<O: OffsetSizeTrait> ColumnDecoder for StringDecoder<O> {
         let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
         let array = GenericStringArray::<O>::try_new(offsets, Buffer::from_vec(values), nulls)?;
         Ok(Arc::new(array))
+    }
+}
+
+/// Text read as a dictionary: decoded as text, then encoded with arrow's dictionary cast,
+/// which stores each distinct value of the batch once.
+struct DictionaryDecoder {
+    text: Box<dyn ColumnDecoder>,
+    data_type: DataType,
+}
+
+impl ColumnDecoder for DictionaryDecoder {
+    fn append(&mut self, fields: &Fields<'_>, bad: &mut Vec<BadValue>) {
+        self.text.append(fields, bad);
+    }
+
+    fn finish(
+        &mut self,
+        column: usize,
+        bad: &mut Vec<BadValue>,
+        spec: &ColumnSpec,
+    ) -> Result<ArrayRef> {
+        let text = self.text.finish(column, bad, spec)?;
+        Ok(cast(&text, &self.data_type)?)
     }
 }
 

@@ -276,8 +276,10 @@ enum Cells<'a> {
     Utf8(&'a GenericStringArray<i32>),
     LargeUtf8(&'a GenericStringArray<i64>),
     Utf8View(&'a StringViewArray),
-    /// Anything else arrow can display (dates, timestamps, decimals, ...).
-    Formatted(&'a ArrayRef, ArrayFormatter<'a>),
+    /// Anything else arrow can display (dates, timestamps, decimals, dictionaries, ...),
+    /// and whether its values are text (a dictionary of strings), which an empty value or
+    /// one that reads as the null marker must be quoted to stay.
+    Formatted(&'a ArrayRef, ArrayFormatter<'a>, bool),
 }
 
 impl<'a> Cells<'a> {
@@ -297,7 +299,12 @@ impl<'a> Cells<'a> {
             DataType::Utf8 => Cells::Utf8(array.as_string()),
             DataType::LargeUtf8 => Cells::LargeUtf8(array.as_string()),
             DataType::Utf8View => Cells::Utf8View(array.as_string_view()),
-            _ => Cells::Formatted(array, ArrayFormatter::try_new(array.as_ref(), options)?),
+            other => {
+                let text = matches!(other, DataType::Dictionary(_, values)
+                    if matches!(**values, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View));
+                let formatter = ArrayFormatter::try_new(array.as_ref(), options)?;
+                Cells::Formatted(array, formatter, text)
+            }
         })
     }
 
@@ -317,7 +324,7 @@ impl<'a> Cells<'a> {
             Cells::Utf8(a) => *a,
             Cells::LargeUtf8(a) => *a,
             Cells::Utf8View(a) => *a,
-            Cells::Formatted(a, _) => a.as_ref(),
+            Cells::Formatted(a, _, _) => a.as_ref(),
         }
     }
 
@@ -345,12 +352,12 @@ impl<'a> Cells<'a> {
             Cells::Utf8(a) => style.push_value(line, a.value(row).as_bytes(), true),
             Cells::LargeUtf8(a) => style.push_value(line, a.value(row).as_bytes(), true),
             Cells::Utf8View(a) => style.push_value(line, a.value(row).as_bytes(), true),
-            Cells::Formatted(_, formatter) => {
+            Cells::Formatted(_, formatter, is_text) => {
                 text.clear();
                 // Writing into a String cannot fail; arrow's formatter may, for values it
                 // cannot show, and then writes what it could.
                 let _ = std::fmt::Write::write_fmt(text, format_args!("{}", formatter.value(row)));
-                style.push_value(line, text.as_bytes(), false);
+                style.push_value(line, text.as_bytes(), *is_text);
             }
         }
     }

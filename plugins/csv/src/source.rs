@@ -5,10 +5,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use mlpipe_plugin_api::arrow::datatypes::{Field, Schema};
+use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Schema};
+use mlpipe_plugin_api::columns::{Accepts, Selection};
 use mlpipe_plugin_api::files::expand;
 use mlpipe_plugin_api::{
-    Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Source,
+    ComponentKind, Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef,
+    Source,
 };
 
 use crate::decode::{ColumnSpec, Decoding};
@@ -52,6 +54,11 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
             "schema",
             ConfigType::Table,
             "column types by name, e.g. { id = \"int64\", name = \"utf8 not null\" }; columns not listed are inferred",
+        ),
+        ConfigKey::new(
+            "read_dictionary",
+            ConfigType::StringList,
+            "text columns (names or glob patterns) to read as dictionaries, Dictionary(Int32, Utf8): each distinct value of a batch is stored once, and encoders (ordinal, one_hot) look up each distinct value once",
         ),
         ConfigKey::new(
             "infer_rows",
@@ -132,6 +139,12 @@ impl CsvSource {
         let request = SchemaRequest {
             column_names: config.get("column_names")?,
             declared: declared_types(config)?,
+            dictionary: config
+                .get::<Vec<String>>("read_dictionary")?
+                .map(|patterns| {
+                    Selection::new(ComponentKind::Source, "csv", "read_dictionary", patterns)
+                })
+                .transpose()?,
             infer_rows: config.require("infer_rows")?,
             nulls: NullMarkers::new(&config.require::<Vec<String>>("null_values")?),
         };
@@ -199,6 +212,9 @@ impl CsvSource {
                 names.join(", ")
             )));
         }
+        if let Some(selection) = &request.dictionary {
+            read_as_dictionary(&mut specs, selection)?;
+        }
         let fields: Vec<Field> = specs
             .iter()
             .map(|s| Field::new(&s.name, s.data_type.clone(), s.nullable))
@@ -242,11 +258,33 @@ impl Source for CsvSource {
     }
 }
 
+/// Text columns, which `read_dictionary` can select.
+const TEXT: Accepts = Accepts {
+    test: |ty| matches!(ty, DataType::Utf8 | DataType::LargeUtf8),
+    what: "text (utf8)",
+};
+
+/// Turns the text columns `selection` picks into dictionaries of their text type (int32
+/// keys). A column it names must be text, declared or inferred.
+fn read_as_dictionary(specs: &mut [ColumnSpec], selection: &Selection) -> Result<()> {
+    let fields: Vec<Field> = specs
+        .iter()
+        .map(|s| Field::new(&s.name, s.data_type.clone(), s.nullable))
+        .collect();
+    for index in selection.resolve(&Schema::new(fields), TEXT)? {
+        let text = specs[index].data_type.clone();
+        specs[index].data_type = DataType::Dictionary(Box::new(DataType::Int32), Box::new(text));
+    }
+    Ok(())
+}
+
 /// What the config says about the columns.
 pub(crate) struct SchemaRequest {
     pub column_names: Option<Vec<String>>,
     /// Declared types (and nullability) by column name.
     pub declared: BTreeMap<String, (mlpipe_plugin_api::arrow::datatypes::DataType, bool)>,
+    /// The text columns to read as dictionaries.
+    pub dictionary: Option<Selection>,
     pub infer_rows: usize,
     pub nulls: NullMarkers,
 }

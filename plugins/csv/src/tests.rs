@@ -2,13 +2,14 @@
 //! property tests of the reader: parallel parsing equals sequential parsing wherever the
 //! chunks and windows are cut, and no input makes it panic.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mlpipe_plugin_api::arrow::array::{Array, AsArray, RecordBatch};
-use mlpipe_plugin_api::arrow::compute::concat_batches;
+use mlpipe_plugin_api::arrow::compute::{cast, concat_batches};
 use mlpipe_plugin_api::arrow::datatypes::{
-    DataType, Date32Type, Float64Type, Int64Type, TimeUnit, TimestampSecondType,
+    DataType, Date32Type, Float64Type, Int32Type, Int64Type, TimeUnit, TimestampSecondType,
 };
 use mlpipe_plugin_api::{ErrorKind, Result, Sink, Source};
 use proptest::prelude::*;
@@ -377,6 +378,73 @@ fn bad_values_are_skipped_and_counted() {
 }
 
 #[test]
+fn text_columns_read_as_dictionaries_hold_the_same_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "d.csv",
+        b"n,color,size\n1,red,S\n2,,M\n3,blue,S\nx,red,L\n5,red,\xff\n6,blue,S\n",
+    );
+    let config = |dictionary: Value| {
+        json!({
+            "path": path, "schema": { "n": "int64" }, "on_error": "skip",
+            "read_dictionary": dictionary
+        })
+    };
+    let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    for (threads, rows) in [(1, 1), (1, 100), (2, 2), (2, 100)] {
+        let mut plain = config(Value::Null);
+        plain.as_object_mut().unwrap().remove("read_dictionary");
+        plain["threads"] = json!(threads);
+        let mut encoded = config(json!(["c*", "size"]));
+        encoded["threads"] = json!(threads);
+        let (mut plain, mut encoded) = (source_of(plain), source_of(encoded));
+        let schema = encoded.schema().unwrap();
+        assert_eq!(schema.field(1).data_type(), &dictionary);
+        assert_eq!(schema.field(2).data_type(), &dictionary);
+        let expected = read_all(plain.as_mut(), rows).unwrap();
+        let read = read_all(encoded.as_mut(), rows).unwrap();
+        assert_eq!(expected.len(), read.len());
+        for (expected, read) in expected.iter().zip(&read) {
+            assert_eq!(expected.column(0), read.column(0));
+            for column in 1..3 {
+                // Each distinct value is stored once.
+                let keys = read.column(column).as_dictionary::<Int32Type>();
+                let values: Vec<_> = keys.values().as_string::<i32>().iter().collect();
+                let distinct: HashSet<_> = values.iter().collect();
+                assert_eq!(values.len(), distinct.len(), "{values:?}");
+                let decoded = cast(read.column(column), &DataType::Utf8).unwrap();
+                assert_eq!(
+                    &decoded,
+                    expected.column(column),
+                    "{threads} threads, {rows} rows"
+                );
+            }
+        }
+        // The skipped records (a bad number, bad UTF-8) are counted either way.
+        assert!(
+            encoded
+                .counters()
+                .contains(&("records skipped".to_string(), 2))
+        );
+    }
+    let not_text = error_of(config(json!(["n"])));
+    assert!(
+        not_text.message().contains(
+            "key `read_dictionary` of source `csv`: column `n` has type Int64; only text (utf8) columns can be selected here"
+        ),
+        "{not_text}"
+    );
+    let unmatched = error_of(config(json!(["z*"])));
+    assert!(
+        unmatched.message().contains(
+            "`z*` matches no text (utf8) input column; the input columns are: n, color, size"
+        ),
+        "{unmatched}"
+    );
+}
+
+#[test]
 fn an_unterminated_quote_names_its_column() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "q.csv", "a,b\n1,2\n3,\"open\n4,5\n");
@@ -590,6 +658,31 @@ fn the_sink_quotes_only_where_needed_and_reads_back_equal() {
     let back = table(json!({ "path": path, "schema": schema }));
     assert_eq!(back.columns(), batch.columns());
 
+    // Text in dictionaries is written as plain text is, and reads back as dictionaries.
+    let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let mut columns = batch.columns().to_vec();
+    for column in [2, 3] {
+        columns[column] = cast(&columns[column], &dictionary).unwrap();
+    }
+    let encoded = RecordBatch::try_from_iter(
+        batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .zip(columns),
+    )
+    .unwrap();
+    let path = dir.path().join("dictionaries.csv");
+    let mut out = sink(json!({ "path": path }));
+    out.begin(&encoded.schema()).unwrap();
+    out.consume(encoded.clone()).unwrap();
+    out.flush().unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), written);
+    let back =
+        table(json!({ "path": path, "schema": schema, "read_dictionary": ["text", "more"] }));
+    assert_eq!(back.columns(), encoded.columns());
+
     let path = dir.path().join("na.csv");
     let mut out = sink(json!({ "path": path, "null_value": "NA", "delimiter": ";" }));
     out.begin(&batch.schema()).unwrap();
@@ -654,6 +747,7 @@ fn read_dataset(
     let request = SchemaRequest {
         column_names: None,
         declared: Default::default(),
+        dictionary: None,
         infer_rows,
         nulls: NullMarkers::new(&[String::new()]),
     };

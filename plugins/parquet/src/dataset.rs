@@ -1,13 +1,15 @@
 //! The files of a Parquet dataset, opened: each file's footer (metadata and Arrow schema),
-//! the check that every file has the columns the source reads with the same types, and
-//! the row groups left to read once the filter's statistics pruning has skipped some.
+//! the string columns read as dictionaries, the check that every file has the columns the
+//! source reads with the same types, and the row groups left to read once the filter's
+//! statistics pruning has skipped some.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mlpipe_plugin_api::arrow::array::{Array, ArrayRef, UInt64Array};
-use mlpipe_plugin_api::arrow::datatypes::{Field, Schema, SchemaRef};
+use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use mlpipe_plugin_api::columns::Accepts;
 use mlpipe_plugin_api::predicate::{Predicate, Statistics};
 use mlpipe_plugin_api::{Error, Result};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
@@ -112,6 +114,52 @@ impl DatasetFile {
         Ok(())
     }
 
+    /// Reads the columns `names` as dictionaries (`Dictionary(Int32, T)` of their string or
+    /// binary type `T`): the reader then hands out the keys and the dictionary pages as
+    /// the file stores them, instead of copying out every value. Each name must be a
+    /// column of a type [`dictionary_value`] accepts; a column that already is a
+    /// dictionary stays as it is.
+    pub(crate) fn read_as_dictionary(&mut self, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let schema = self.schema();
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for name in names {
+            let Some(index) = fields.iter().position(|f| f.name() == name) else {
+                return Err(Error::bad_data(format!(
+                    "{}: has no column `{name}`, which `read_dictionary` reads as a dictionary; the files of a dataset must have the same columns",
+                    self.path.display()
+                )));
+            };
+            let field = &fields[index];
+            if matches!(field.data_type(), DataType::Dictionary(..)) {
+                continue;
+            }
+            let Some(value) = dictionary_value(field.data_type()) else {
+                return Err(Error::bad_data(format!(
+                    "{}: column `{name}` is of type {}, and only string and binary columns can be read as dictionaries (`read_dictionary`)",
+                    self.path.display(),
+                    field.data_type()
+                )));
+            };
+            let ty = DataType::Dictionary(Box::new(DataType::Int32), Box::new(value));
+            fields[index] = field.clone().with_data_type(ty);
+        }
+        let options = ArrowReaderOptions::new().with_schema(Arc::new(Schema::new_with_metadata(
+            fields,
+            schema.metadata().clone(),
+        )));
+        self.metadata = ArrowReaderMetadata::try_new(self.metadata.metadata().clone(), options)
+            .map_err(|e| {
+                parquet_error(
+                    format!("{}: cannot read dictionary columns", self.path.display()),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
     pub(crate) fn schema(&self) -> &SchemaRef {
         self.metadata.schema()
     }
@@ -193,6 +241,26 @@ impl DatasetFile {
         Ok(statistics)
     }
 }
+
+/// The value type a column of type `ty` has when read as a dictionary: its own, for the
+/// string and binary types arrow-rs decodes into dictionaries.
+fn dictionary_value(ty: &DataType) -> Option<DataType> {
+    match ty {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary => {
+            Some(ty.clone())
+        }
+        _ => None,
+    }
+}
+
+/// Columns that can be read as dictionaries: strings and binaries, and dictionaries of them.
+pub(crate) const DICTIONARY_READABLE: Accepts = Accepts {
+    test: |ty| match ty {
+        DataType::Dictionary(_, value) => dictionary_value(value).is_some(),
+        other => dictionary_value(other).is_some(),
+    },
+    what: "string or binary",
+};
 
 /// The metadata with the file's row count set to its row groups' when the two disagree:
 /// arrow-rs reads no more rows than the file's count states, and an old parquet-rs wrote 0

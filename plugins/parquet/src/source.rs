@@ -13,12 +13,14 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use mlpipe_plugin_api::arrow::compute::concat_batches;
+use mlpipe_plugin_api::columns::Selection;
 use mlpipe_plugin_api::predicate::Predicate;
 use mlpipe_plugin_api::{
-    Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Source, files,
+    ComponentKind, Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef,
+    Source, files,
 };
 
-use crate::dataset::{Columns, DatasetFile};
+use crate::dataset::{Columns, DICTIONARY_READABLE, DatasetFile};
 use crate::decode::{ColumnStreams, Segment, select};
 
 /// The largest batch the readers are built for, whatever the host asks for.
@@ -51,6 +53,11 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
             "filter",
             ConfigType::String,
             "keep only the rows where this predicate is true, e.g. \"label = 1 and score >= 0.5\"; row groups whose statistics rule out a match are skipped",
+        ),
+        ConfigKey::new(
+            "read_dictionary",
+            ConfigType::StringList,
+            "string or binary columns (names or glob patterns) to read as dictionaries, Dictionary(Int32, Utf8): the reader hands out the file's dictionary pages and keys instead of copying every value, and encoders (ordinal, one_hot) look up each distinct value once",
         ),
         ConfigKey::new(
             "threads",
@@ -110,9 +117,29 @@ impl ParquetSource {
             return Err(Error::internal("the dataset's path expanded to no file"));
         };
         let first_path = first.path.clone();
+        let dictionary: Vec<String> = match config.get::<Vec<String>>("read_dictionary")? {
+            Some(patterns) => {
+                let schema = first.schema();
+                Selection::new(
+                    ComponentKind::Source,
+                    "parquet",
+                    "read_dictionary",
+                    patterns,
+                )?
+                .resolve(schema, DICTIONARY_READABLE)
+                .map_err(|e| e.context(first_path.display()))?
+                .into_iter()
+                .map(|index| schema.field(index).name().clone())
+                .collect()
+            }
+            None => Vec::new(),
+        };
+        for file in &mut files {
+            file.read_as_dictionary(&dictionary)?;
+        }
         let mut columns = Columns::plan(
             &first_path,
-            first.schema(),
+            files[0].schema(),
             wanted.as_deref(),
             filter.as_ref(),
         )?;
@@ -332,8 +359,12 @@ mod tests {
     use std::sync::Arc;
 
     use mlpipe_plugin_api::ErrorKind;
-    use mlpipe_plugin_api::arrow::array::{ArrayRef, Int64Array};
-    use mlpipe_plugin_api::arrow::compute::{concat_batches, filter_record_batch};
+    use mlpipe_plugin_api::arrow::array::{
+        ArrayRef, AsArray, BinaryArray, Int64Array, LargeStringArray,
+    };
+    use mlpipe_plugin_api::arrow::compute::{cast, concat_batches, filter_record_batch};
+    use mlpipe_plugin_api::arrow::datatypes::{DataType, Int32Type};
+    use parquet::arrow::ArrowWriter;
     use serde_json::json;
 
     use super::*;
@@ -516,6 +547,117 @@ mod tests {
             types.message().contains("compare it with a string"),
             "{types}"
         );
+    }
+
+    /// `batch` with its `name` column read back as plain strings.
+    fn plain_names(batch: &RecordBatch) -> RecordBatch {
+        let names = cast(batch.column(2), &DataType::Utf8).unwrap();
+        let mut columns = batch.columns().to_vec();
+        columns[2] = names;
+        RecordBatch::try_new(schema(), columns).unwrap()
+    }
+
+    #[test]
+    fn string_columns_read_as_dictionaries_hold_the_same_values() {
+        let dir = tempfile::tempdir().unwrap();
+        dataset(dir.path());
+        let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        for (threads, rows) in [(1, 3), (2, 4), (0, 100)] {
+            let mut source = open_source(json!({
+                "path": dir.path(), "read_dictionary": ["na*"], "threads": threads
+            }));
+            let read = read_all(source.as_mut(), rows);
+            assert_eq!(read.schema().field(2).data_type(), &dictionary);
+            assert_eq!(read.schema().field(1).data_type(), &DataType::Float64);
+            // Each batch's keys index the dictionary pages, not a copy of every value.
+            let keys = read.column(2).as_dictionary::<Int32Type>();
+            assert!(keys.values().len() <= keys.len(), "{threads}, {rows}");
+            assert_eq!(
+                plain_names(&read),
+                batch(0, 13),
+                "{threads} threads, {rows} rows"
+            );
+        }
+        // With a filter on the dictionary column, and on another column.
+        for text in ["name = 'n5' or name in ['n9', 'n11']", "id > 9"] {
+            let mut source = open_source(json!({
+                "path": dir.path(), "read_dictionary": ["name"], "filter": text
+            }));
+            let read = plain_names(&read_all(source.as_mut(), 2));
+            let all = batch(0, 13);
+            let mask = Predicate::parse(text).unwrap().evaluate(&all).unwrap();
+            assert_eq!(read, filter_record_batch(&all, &mask).unwrap(), "{text}");
+        }
+        // Statistics prune row groups of a dictionary column as they do of a plain one.
+        let pruned = |config: serde_json::Value| {
+            let mut source = open_source(config);
+            read_all(source.as_mut(), 100);
+            counter(source.as_ref(), "row groups pruned by statistics")
+        };
+        let plain = pruned(json!({ "path": dir.path(), "filter": "name = 'n6'" }));
+        let dictionaries = pruned(json!({
+            "path": dir.path(), "filter": "name = 'n6'", "read_dictionary": ["name"]
+        }));
+        assert!(plain > 0);
+        assert_eq!(dictionaries, plain);
+    }
+
+    #[test]
+    fn read_dictionary_mistakes_name_the_column_and_the_choices() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        write(&path, json!({}), &[batch(0, 5)]);
+        let wrong_type = error(json!({ "path": path, "read_dictionary": ["id"] }));
+        assert_eq!(wrong_type.kind(), ErrorKind::InvalidConfig);
+        assert!(
+            wrong_type.message().contains(
+                "key `read_dictionary` of source `parquet`: column `id` has type Int64; only string or binary columns can be selected here"
+            ) && wrong_type.message().starts_with(&path.display().to_string()),
+            "{wrong_type}"
+        );
+        let unmatched = error(json!({ "path": path, "read_dictionary": ["c*"] }));
+        assert!(
+            unmatched.message().contains(
+                "`c*` matches no string or binary input column; the input columns are: id, score, name"
+            ),
+            "{unmatched}"
+        );
+        // A glob passes over columns of other types.
+        let mut source = open_source(json!({ "path": path, "read_dictionary": ["*"] }));
+        let read = read_all(source.as_mut(), 10);
+        assert_eq!(plain_names(&read), batch(0, 5));
+    }
+
+    #[test]
+    fn large_strings_and_binaries_read_as_dictionaries_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        let values = ["b", "a", "b", "c", "a"];
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(LargeStringArray::from(values.to_vec())),
+            Arc::new(BinaryArray::from_iter_values(
+                values.iter().map(|v| v.as_bytes()),
+            )),
+        ];
+        let input = RecordBatch::try_from_iter([
+            ("large", columns[0].clone()),
+            ("bytes", columns[1].clone()),
+        ])
+        .unwrap();
+        let mut writer =
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), input.schema(), None)
+                .unwrap();
+        writer.write(&input).unwrap();
+        writer.close().unwrap();
+        let mut source = open_source(json!({ "path": path, "read_dictionary": ["*"] }));
+        let read = read_all(source.as_mut(), 2);
+        for (column, original) in read.columns().iter().zip(input.columns()) {
+            assert!(
+                matches!(column.data_type(), DataType::Dictionary(key, value)
+                if **key == DataType::Int32 && value.as_ref() == original.data_type())
+            );
+            assert_eq!(&cast(column, original.data_type()).unwrap(), original);
+        }
     }
 
     mod mutations {
