@@ -132,6 +132,8 @@ pub(crate) struct ParquetSink {
     /// Finished files, waiting for `flush` to move them into place.
     done: Vec<(PendingOutput, SyncingFile)>,
     rows: u64,
+    /// Files moved into place by `flush`.
+    published: usize,
     /// Set by a successful `flush`.
     flushed: bool,
 }
@@ -199,6 +201,7 @@ impl ParquetSink {
             open: None,
             done: Vec::new(),
             rows: 0,
+            published: 0,
             flushed: false,
         })
     }
@@ -331,6 +334,7 @@ impl ParquetSink {
         let written = self.done.len();
         for (output, file) in self.done.drain(..) {
             output.commit(file)?;
+            self.published += 1;
         }
         if self.max_rows_per_file.is_some() && self.overwrite {
             let ours: Vec<PathBuf> = (0..written).map(|i| self.shard_path(i)).collect();
@@ -444,7 +448,7 @@ impl Sink for ParquetSink {
     }
 
     fn counters(&self) -> Counters {
-        let files = self.done.len() + usize::from(self.open.is_some());
+        let files = self.published + self.done.len() + usize::from(self.open.is_some());
         vec![
             ("rows written".to_string(), self.rows),
             ("files written".to_string(), files as u64),
@@ -550,6 +554,14 @@ mod tests {
             .map(|n| rows_of(&out.join(n)))
             .collect();
         assert_eq!(rows, [4, 4, 4]);
+        // The report, read after the flush, counts what was written.
+        assert_eq!(
+            sink.counters(),
+            [
+                ("rows written".to_string(), 12),
+                ("files written".to_string(), 3)
+            ]
+        );
         let mut source = open_source(json!({ "path": out }));
         assert_eq!(read_all(source.as_mut(), 100), batch(0, 12));
 
