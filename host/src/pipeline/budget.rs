@@ -3,6 +3,12 @@
 //! through `memory_usage()`. The source thread waits before admitting a batch that would
 //! exceed the budget; everything else charges without waiting, so no stage can deadlock on
 //! memory.
+//!
+//! What components hold without reporting it (decoder and encoder state, compression
+//! contexts, the allocator's free lists) is not in that account, so the source also waits
+//! while the process's own resident memory (its anonymous pages: not the files it maps)
+//! and the batch would exceed the budget, keeping one batch per worker in flight so that
+//! the workers stay busy.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +61,8 @@ pub struct MemoryBudget {
     limit: u64,
     state: Mutex<State>,
     changed: Condvar,
+    /// The process's resident memory now, where the platform tells it.
+    resident: fn() -> Option<u64>,
 }
 
 /// The allocations (address, capacity) a batch references, each once.
@@ -95,12 +103,18 @@ pub fn batch_bytes(batch: &RecordBatch) -> u64 {
 }
 
 impl MemoryBudget {
-    /// A budget of `limit` bytes.
+    /// A budget of `limit` bytes, for this process.
     pub fn new(limit: u64) -> MemoryBudget {
+        MemoryBudget::with_resident(limit, process_rss)
+    }
+
+    /// A budget of `limit` bytes that reads the process's resident memory with `resident`.
+    pub fn with_resident(limit: u64, resident: fn() -> Option<u64>) -> MemoryBudget {
         MemoryBudget {
             limit,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
+            resident,
         }
     }
 
@@ -148,8 +162,9 @@ impl MemoryBudget {
 
     /// Charges a batch, waiting while admitting it would exceed the budget, keeping room for
     /// `reserve` more batches of its size (the outputs the workers will charge without
-    /// waiting). A batch is always admitted when nothing else is in flight, unless it alone
-    /// exceeds the budget.
+    /// waiting), or while the process's resident memory and the batch would exceed it and
+    /// `reserve` batches of its size are in flight already. A batch is always admitted when
+    /// nothing else is in flight, unless it alone exceeds the budget.
     pub fn admit(
         &self,
         batch: &RecordBatch,
@@ -167,7 +182,12 @@ impl MemoryBudget {
                 });
             }
             let needed = new.saturating_mul(1 + reserve);
-            if state.batch_bytes == 0 || state.used() + needed <= self.effective_limit(&state) {
+            let limit = self.effective_limit(&state);
+            let process_fits = || {
+                state.batch_bytes < new.saturating_mul(reserve)
+                    || (self.resident)().is_none_or(|resident| resident + new <= limit)
+            };
+            if state.batch_bytes == 0 || (state.used() + needed <= limit && process_fits()) {
                 return Ok(Self::add(&mut state, allocations));
             }
             if cancelled.load(Ordering::Acquire) {
@@ -240,16 +260,28 @@ impl MemoryBudget {
 /// The most resident memory the process has had (`VmHWM` of `/proc/self/status`): what
 /// `/usr/bin/time` reports as maximum resident set size. `None` where there is no procfs.
 pub fn process_peak_rss() -> Option<u64> {
+    status_kib("VmHWM:").map(|kib| kib * 1024)
+}
+
+/// The process's own resident memory now: its anonymous pages (`RssAnon` of
+/// `/proc/self/status`), what it allocated, without the pages of files it maps (its code,
+/// memory-mapped input), which the kernel can drop and read again. `None` where there is
+/// no procfs.
+pub fn process_rss() -> Option<u64> {
+    status_kib("RssAnon:").map(|kib| kib * 1024)
+}
+
+/// A `kB` figure of `/proc/self/status`, by its label.
+fn status_kib(label: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib = status
+    status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .find_map(|line| line.strip_prefix(label))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse::<u64>()
-        .ok()?;
-    Some(kib * 1024)
+        .ok()
 }
 
 /// Reads how much memory the machine (or the cgroup the process runs in) has available.
@@ -283,6 +315,12 @@ mod tests {
 
     use super::*;
 
+    /// A budget that only counts what it is charged (the test process's own memory is
+    /// over these small budgets).
+    fn accounting_only(limit: u64) -> MemoryBudget {
+        MemoryBudget::with_resident(limit, || None)
+    }
+
     fn batch(rows: usize) -> RecordBatch {
         let values: ArrayRef = Arc::new(Float64Array::from(vec![1.0; rows]));
         RecordBatch::try_from_iter([("a", values.clone()), ("b", values)]).unwrap()
@@ -290,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_buffer_shared_by_two_columns_and_two_batches_counts_once() {
-        let budget = MemoryBudget::new(1 << 20);
+        let budget = accounting_only(1 << 20);
         let first = batch(1000);
         let bytes = batch_bytes(&first);
         assert!((8000..9000).contains(&bytes), "{bytes}");
@@ -307,7 +345,7 @@ mod tests {
 
     #[test]
     fn a_batch_larger_than_the_budget_is_refused() {
-        let budget = MemoryBudget::new(1000);
+        let budget = accounting_only(1000);
         let error = budget
             .admit(&batch(1000), 0, &AtomicBool::new(false))
             .unwrap_err();
@@ -319,7 +357,7 @@ mod tests {
 
     #[test]
     fn admission_waits_for_room_and_stops_when_cancelled() {
-        let budget = Arc::new(MemoryBudget::new(10_000));
+        let budget = Arc::new(accounting_only(10_000));
         let cancelled = Arc::new(AtomicBool::new(false));
         let first = batch(1000);
         let held = budget.admit(&first, 0, &cancelled).unwrap();
@@ -349,7 +387,7 @@ mod tests {
 
     #[test]
     fn pressure_halves_the_window() {
-        let budget = MemoryBudget::new(38_000);
+        let budget = accounting_only(38_000);
         let not_cancelled = AtomicBool::new(false);
         budget.set_pressure(true);
         // Charges are by address: the batches must stay alive while charged.
@@ -365,6 +403,47 @@ mod tests {
         assert_eq!(budget.pressure_events(), 1);
         budget.release(held);
         budget.release(second);
+    }
+
+    #[test]
+    fn a_process_over_its_budget_keeps_only_reserve_batches_in_flight() {
+        // The accounting has room for all three batches; the process, by its own count,
+        // is far over the budget.
+        let budget = MemoryBudget::with_resident(1 << 30, || Some(1 << 40));
+        let not_cancelled = AtomicBool::new(false);
+        let (first, second, third) = (batch(1000), batch(1000), batch(1000));
+        // Nothing in flight: admitted whatever the process holds.
+        let a = budget.admit(&first, 2, &not_cancelled).unwrap();
+        // One batch in flight, fewer than the reserve of 2: admitted.
+        let b = budget.admit(&second, 2, &not_cancelled).unwrap();
+        // Two in flight: the third waits (here: until cancelled).
+        let cancelled = AtomicBool::new(true);
+        assert_eq!(
+            budget.admit(&third, 2, &cancelled).unwrap_err(),
+            AdmitError::Cancelled
+        );
+        budget.release(b);
+        let c = budget.admit(&third, 2, &not_cancelled).unwrap();
+        budget.release(a);
+        budget.release(c);
+
+        // A process within its budget, or one whose memory is unknown: only the
+        // accounting counts.
+        for resident in [(|| Some(0)) as fn() -> Option<u64>, || None] {
+            let budget = MemoryBudget::with_resident(1 << 30, resident);
+            let held: Vec<Charge> = [&first, &second, &third]
+                .into_iter()
+                .map(|batch| budget.admit(batch, 1, &cancelled).unwrap())
+                .collect();
+            held.into_iter().for_each(|charge| budget.release(charge));
+        }
+    }
+
+    #[test]
+    fn the_process_resident_memory_is_read_from_proc() {
+        let resident = process_rss().expect("/proc/self/status has RssAnon on Linux");
+        let peak = process_peak_rss().expect("/proc/self/status has VmHWM on Linux");
+        assert!(resident > 0 && resident <= peak, "{resident} {peak}");
     }
 
     #[test]
