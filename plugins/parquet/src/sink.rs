@@ -61,7 +61,7 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
             ConfigType::ByteSize,
             "Arrow bytes per row group, at most (the sink holds about a row group's encoded pages, so this bounds its memory)",
         )
-        .default("64MiB"),
+        .default("32MiB"),
         ConfigKey::new(
             "statistics",
             ConfigType::Boolean,
