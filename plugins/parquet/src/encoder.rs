@@ -86,6 +86,13 @@ fn encode_loop(
     chunks: Sender<Result<(Vec<ArrowColumnChunk>, usize)>>,
     buffered: Arc<AtomicUsize>,
 ) {
+    // `buffered` follows the writers' memory from what they hold when created (a fresh
+    // writer is not empty: encoders and buffers), so that subtracting a closed row group's
+    // whole `memory_size` takes back exactly what was added for it.
+    let memory = |writers: &[ArrowColumnWriter]| -> usize {
+        writers.iter().map(ArrowColumnWriter::memory_size).sum()
+    };
+    buffered.fetch_add(memory(&writers), Ordering::Relaxed);
     let mut failed = false;
     for job in jobs {
         match job {
@@ -93,12 +100,12 @@ fn encode_loop(
                 buffered.fetch_sub(queued, Ordering::Relaxed);
             }
             Job::Encode(leaves, queued) => {
-                let before: usize = writers.iter().map(ArrowColumnWriter::memory_size).sum();
+                let before = memory(&writers);
                 let result = writers
                     .iter_mut()
                     .zip(&leaves)
                     .try_for_each(|(w, leaf)| w.write(leaf));
-                let after: usize = writers.iter().map(ArrowColumnWriter::memory_size).sum();
+                let after = memory(&writers);
                 buffered.fetch_add(after, Ordering::Relaxed);
                 buffered.fetch_sub(before + queued, Ordering::Relaxed);
                 if let Err(error) = result {
@@ -109,7 +116,8 @@ fn encode_loop(
             Job::Close(next) => {
                 // The closed chunks hold these bytes until the file writer has appended
                 // them, which releases them from `buffered`.
-                let held: usize = writers.iter().map(ArrowColumnWriter::memory_size).sum();
+                let held = memory(&writers);
+                buffered.fetch_add(memory(&next), Ordering::Relaxed);
                 let closed = std::mem::replace(&mut writers, next);
                 let result = closed
                     .into_iter()

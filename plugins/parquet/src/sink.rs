@@ -641,6 +641,25 @@ mod tests {
         assert!(error.contains("`row_group_bytes`"), "{error}");
     }
 
+    #[test]
+    fn the_memory_reported_follows_the_row_groups_and_never_wraps() {
+        // Many row groups, each closed writer's memory taken back once: the report stays
+        // within what a few row groups hold (a wrapped counter reads as exabytes).
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = open_sink(json!({
+            "path": dir.path().join("m.parquet"), "row_group_rows": 50, "threads": 2
+        }));
+        sink.begin(&schema()).unwrap();
+        let mut most = 0;
+        for start in (0..5000).step_by(100) {
+            sink.consume(batch(start, 100)).unwrap();
+            most = most.max(sink.memory_usage());
+        }
+        assert!(most > 0 && most < 64 << 20, "{most}");
+        sink.flush().unwrap();
+        assert!(sink.memory_usage() < 64 << 20, "{}", sink.memory_usage());
+    }
+
     fn open_sink_error(config: serde_json::Value) -> String {
         match crate::plugin().create_sink("parquet", &config) {
             Ok(_) => panic!("the config was accepted: {config}"),
