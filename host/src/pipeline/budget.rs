@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow::array::{Array, ArrayData, RecordBatch};
 
@@ -47,6 +47,8 @@ struct State {
     peak: u64,
     under_pressure: bool,
     pressure_events: u64,
+    /// The last reading of the process's resident memory, and when it was taken.
+    resident: Option<(Instant, Option<u64>)>,
 }
 
 impl State {
@@ -54,6 +56,9 @@ impl State {
         self.batch_bytes + self.component_bytes.values().sum::<u64>()
     }
 }
+
+/// How long a reading of the process's resident memory serves admissions.
+const RESIDENT_REFRESH: Duration = Duration::from_millis(5);
 
 /// Accounts the bytes in flight against a limit.
 #[derive(Debug)]
@@ -183,11 +188,13 @@ impl MemoryBudget {
             }
             let needed = new.saturating_mul(1 + reserve);
             let limit = self.effective_limit(&state);
-            let process_fits = || {
-                state.batch_bytes < new.saturating_mul(reserve)
-                    || (self.resident)().is_none_or(|resident| resident + new <= limit)
-            };
-            if state.batch_bytes == 0 || (state.used() + needed <= limit && process_fits()) {
+            if state.batch_bytes == 0
+                || (state.used() + needed <= limit
+                    && (state.batch_bytes < new.saturating_mul(reserve)
+                        || self
+                            .resident(&mut state)
+                            .is_none_or(|resident| resident + new <= limit)))
+            {
                 return Ok(Self::add(&mut state, allocations));
             }
             if cancelled.load(Ordering::Acquire) {
@@ -198,6 +205,20 @@ impl MemoryBudget {
                 .wait_timeout(state, Duration::from_millis(50))
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
+        }
+    }
+
+    /// The process's resident memory, read again when the last reading is older than
+    /// [`RESIDENT_REFRESH`] (reading it costs a read of `/proc`, too much for every one of
+    /// many small batches).
+    fn resident(&self, state: &mut State) -> Option<u64> {
+        match state.resident {
+            Some((at, resident)) if at.elapsed() < RESIDENT_REFRESH => resident,
+            _ => {
+                let resident = (self.resident)();
+                state.resident = Some((Instant::now(), resident));
+                resident
+            }
         }
     }
 
