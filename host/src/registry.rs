@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use mlpipe_plugin_api::ffi::{BorrowedKernel, FfiKernel, FfiKernelRef, PluginLibrary};
 use mlpipe_plugin_api::{
-    ComponentInfo, ComponentKind, ConfigType, Kernels, Manifest, Plugin, Sink, Source, Transform,
+    ComponentInfo, ComponentKind, ConfigType, Kernels, MEMORY_BUDGET_KEY, Manifest, Plugin, Sink,
+    Source, Transform,
 };
 
 use mlpipe_plugin_api::Result as ApiResult;
@@ -240,6 +241,28 @@ impl Registry {
                     .join(", ")
             )),
         }
+    }
+
+    /// `spec` with `share` bytes under [`MEMORY_BUDGET_KEY`] when its component declares
+    /// that key and the pipeline file does not set it; otherwise `spec` as it is.
+    pub fn with_memory_share(
+        &self,
+        kind: ComponentKind,
+        spec: &ComponentSpec,
+        share: u64,
+    ) -> ComponentSpec {
+        let mut spec = spec.clone();
+        let declared = self
+            .resolve(kind, &spec.type_name)
+            .is_ok_and(|(_, _, info)| info.config.iter().any(|k| k.name == MEMORY_BUDGET_KEY));
+        if let Some(values) = spec.config.as_object_mut()
+            && declared
+        {
+            values
+                .entry(MEMORY_BUDGET_KEY)
+                .or_insert_with(|| share.into());
+        }
+        spec
     }
 
     /// Checks a stage's component exists and accepts its config, without creating it.
@@ -515,7 +538,7 @@ mod tests {
 
     use arrow::array::{ArrayRef, AsArray, Float64Array, RecordBatch};
     use arrow::datatypes::{Float64Type, SchemaRef};
-    use mlpipe_plugin_api::{Config, Kernel, Result};
+    use mlpipe_plugin_api::{Config, ConfigKey, Kernel, Result};
 
     use super::*;
     use crate::config::PipelineConfig;
@@ -595,6 +618,38 @@ mod tests {
         assert_eq!(scaled_by(&chosen), Ok(3.0));
         let table = format!("[pipeline.kernels]\nscale = {{ type = \"std/scale\" }}\n{STAGES}");
         assert_eq!(scaled_by(&table), Ok(2.0));
+    }
+
+    #[test]
+    fn a_component_that_declares_memory_budget_is_given_its_share() {
+        let mut registry = Registry::new();
+        let key = || ConfigKey::memory_budget("what it may hold");
+        let make = |config: &Config| Ok(UsesKernel(config.kernel("scale")?));
+        let plugin = Plugin::new("p", "1.0.0")
+            .transform("sized", "sizes by its budget", [key()], make)
+            .transform("unsized", "does not", [], make);
+        registry.add_in_process(plugin).unwrap();
+        let pipeline = "[source]\ntype = \"s\"\n[sink]\ntype = \"k\"\n\
+                        [[transform]]\ntype = \"sized\"\n\
+                        [[transform]]\ntype = \"sized\"\nmemory_budget = \"1KiB\"\n\
+                        [[transform]]\ntype = \"unsized\"\n";
+        let config = PipelineConfig::parse(Path::new("p.toml"), pipeline, &[]).unwrap();
+        let given: Vec<Option<serde_json::Value>> = config
+            .transforms
+            .iter()
+            .map(|spec| {
+                registry
+                    .with_memory_share(ComponentKind::Transform, spec, 4096)
+                    .config
+                    .get(MEMORY_BUDGET_KEY)
+                    .cloned()
+            })
+            .collect();
+        assert_eq!(
+            given,
+            [Some(4096.into()), Some("1KiB".into()), None],
+            "the share, the pipeline file's own value, nothing for a component without the key"
+        );
     }
 
     #[test]

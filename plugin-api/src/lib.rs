@@ -64,7 +64,8 @@ pub use arrow::datatypes::SchemaRef;
 
 pub use crate::error::{Error, ErrorKind, Result, describe_schema};
 pub use crate::manifest::{
-    ComponentInfo, ComponentKind, Config, ConfigKey, ConfigType, Kernels, Manifest, parse_byte_size,
+    ComponentInfo, ComponentKind, Config, ConfigKey, ConfigType, Kernels, MEMORY_BUDGET_KEY,
+    Manifest, parse_byte_size,
 };
 pub use crate::plugin::Plugin;
 pub use crate::traits::{

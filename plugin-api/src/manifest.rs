@@ -171,6 +171,12 @@ pub fn parse_byte_size(text: &str) -> Result<u64, String> {
     Ok((value * multiplier as f64).round() as u64)
 }
 
+/// The config key through which the host hands a component its share of the pipeline's
+/// `memory_budget`: a component that declares it (see [`ConfigKey::memory_budget`]) is
+/// given a byte size by the host when the pipeline file does not set the key, and keeps
+/// the buffers of its own (decoded chunks, open row groups) within it.
+pub const MEMORY_BUDGET_KEY: &str = "memory_budget";
+
 /// One key a component accepts in its config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigKey {
@@ -199,6 +205,12 @@ impl ConfigKey {
             default: None,
             doc: doc.into(),
         }
+    }
+
+    /// The [`MEMORY_BUDGET_KEY`] key (a byte size), saying in `doc` what the component
+    /// sizes by it. Absent when the component is made outside a pipeline.
+    pub fn memory_budget(doc: impl Into<String>) -> ConfigKey {
+        ConfigKey::new(MEMORY_BUDGET_KEY, ConfigType::ByteSize, doc)
     }
 
     /// Marks the key as required.

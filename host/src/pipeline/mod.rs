@@ -25,6 +25,11 @@ use crate::config::{PipelineConfig, Settings};
 use crate::error::{HostError, RunError};
 use crate::registry::{ComponentLabel, Registry};
 
+/// A component that declares `memory_budget` (`MEMORY_BUDGET_KEY`) is given this fraction
+/// of the pipeline's budget for buffers of its own, unless the pipeline file sets the key:
+/// the rest is for the batches in flight and for what no component accounts.
+pub const COMPONENT_SHARE: u64 = 16;
+
 /// A component with the label that names it in messages.
 #[derive(Debug)]
 pub struct Stage<C> {
@@ -221,15 +226,25 @@ impl Pipeline {
         config: &PipelineConfig,
         registry: &Registry,
     ) -> Result<Pipeline, HostError> {
+        use mlpipe_plugin_api::ComponentKind;
         let (file, base) = (config.file.as_path(), config.base_dir());
-        let source = registry.source_stage(&config.source, file, &base)?;
+        let share = config.settings.memory_budget / COMPONENT_SHARE;
+        let source = registry.source_stage(
+            &registry.with_memory_share(ComponentKind::Source, &config.source, share),
+            file,
+            &base,
+        )?;
         let kernels = registry.kernels(&config.kernels, file)?;
         let transforms = config
             .transforms
             .iter()
-            .map(|spec| registry.transform_stage(spec, file, &base, &kernels))
+            .map(|spec| {
+                let spec = registry.with_memory_share(ComponentKind::Transform, spec, share);
+                registry.transform_stage(&spec, file, &base, &kernels)
+            })
             .collect::<Result<_, _>>()?;
-        let (label, component) = registry.create_sink(&config.sink, file, &base)?;
+        let sink = |spec| registry.with_memory_share(ComponentKind::Sink, spec, share);
+        let (label, component) = registry.create_sink(&sink(&config.sink), file, &base)?;
         let mut pipeline = Pipeline::new(
             config.settings.clone(),
             source,
@@ -237,7 +252,7 @@ impl Pipeline {
             Stage { label, component },
         );
         if let Some(spec) = &config.quarantine {
-            let (label, component) = registry.create_sink(spec, file, &base)?;
+            let (label, component) = registry.create_sink(&sink(spec), file, &base)?;
             pipeline.quarantine = Some(Stage { label, component });
         }
         Ok(pipeline)

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use mlpipe_plugin_api::files::{PendingOutput, SyncingFile};
 use mlpipe_plugin_api::{
-    Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Sink,
-    describe_schema,
+    Config, ConfigKey, ConfigType, Counters, Error, MEMORY_BUDGET_KEY, RecordBatch, Result,
+    SchemaRef, Sink, describe_schema,
 };
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -59,9 +59,11 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
         ConfigKey::new(
             "row_group_bytes",
             ConfigType::ByteSize,
-            "Arrow bytes per row group, at most (the sink holds about a row group's encoded pages, so this bounds its memory)",
-        )
-        .default("32MiB"),
+            "Arrow bytes per row group, at most (the sink holds about a row group's encoded pages, so this bounds its memory); default: half the sink's memory_budget, at most 32MiB",
+        ),
+        ConfigKey::memory_budget(
+            "bytes the sink holds in encoded pages and queued batches: sets the default row_group_bytes (the host gives the sink its share of pipeline.memory_budget)",
+        ),
         ConfigKey::new(
             "statistics",
             ConfigType::Boolean,
@@ -87,6 +89,10 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
         .default(0),
     ]
 }
+
+/// Arrow bytes per row group when neither `row_group_bytes` nor a `memory_budget` below
+/// twice this says less.
+const ROW_GROUP_BYTES: usize = 32 << 20;
 
 /// Under `dictionary = "auto"`, the dictionary of a 64-bit column's chunk may grow to this
 /// many bytes (16,384 distinct values) before the writer falls back to plain encoding,
@@ -185,12 +191,21 @@ impl ParquetSink {
             row_groups: GroupLimits {
                 rows: positive("row_group_rows")?.unwrap_or(1 << 20),
                 bytes: match config.byte_size("row_group_bytes")? {
-                    Some(0) | None => {
+                    Some(0) => {
                         return Err(Error::config(
                             "key `row_group_bytes` of sink `parquet` must be a positive byte size",
                         ));
                     }
                     Some(bytes) => usize::try_from(bytes).unwrap_or(usize::MAX),
+                    None => {
+                        config
+                            .byte_size(MEMORY_BUDGET_KEY)?
+                            .map_or(ROW_GROUP_BYTES, |budget| {
+                                usize::try_from(budget / 2)
+                                    .unwrap_or(usize::MAX)
+                                    .clamp(1, ROW_GROUP_BYTES)
+                            })
+                    }
                 },
             },
             statistics: config.require("statistics")?,
@@ -636,6 +651,13 @@ mod tests {
         let by_bytes = groups(json!({ "row_group_bytes": bytes / 10, "overwrite": true }));
         assert!((9..=12).contains(&by_bytes.len()), "{by_bytes:?}");
         assert_eq!(by_bytes.iter().sum::<i64>(), 1000);
+        // Without row_group_bytes, half the memory budget the host hands the sink; a
+        // row_group_bytes given wins.
+        let by_budget = groups(json!({ "memory_budget": bytes / 5, "overwrite": true }));
+        assert_eq!(by_budget, by_bytes);
+        let both =
+            json!({ "memory_budget": bytes / 5, "row_group_bytes": bytes, "overwrite": true });
+        assert_eq!(groups(both), [1000]);
         let error =
             open_sink_error(json!({ "path": dir.path().join("x.parquet"), "row_group_bytes": 0 }));
         assert!(error.contains("`row_group_bytes`"), "{error}");

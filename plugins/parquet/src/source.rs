@@ -16,8 +16,8 @@ use mlpipe_plugin_api::arrow::compute::concat_batches;
 use mlpipe_plugin_api::columns::Selection;
 use mlpipe_plugin_api::predicate::Predicate;
 use mlpipe_plugin_api::{
-    ComponentKind, Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef,
-    Source, files,
+    ComponentKind, Config, ConfigKey, ConfigType, Counters, Error, MEMORY_BUDGET_KEY, RecordBatch,
+    Result, SchemaRef, Source, files,
 };
 
 use crate::dataset::{Columns, DICTIONARY_READABLE, DatasetFile};
@@ -26,9 +26,10 @@ use crate::decode::{ColumnStreams, Segment, select};
 /// The largest batch the readers are built for, whatever the host asks for.
 const MAX_READ_ROWS: usize = 1 << 20;
 
-/// Decoded bytes a reader's chunk (all columns) aims at. Chunks are a whole number of the
-/// host's batches, so that most batches handed out are zero-copy slices; only a batch
-/// straddling two chunks is a copy.
+/// Decoded bytes a reader's chunk (all columns) aims at, at most: half the source's
+/// `memory_budget` (one chunk is handed out while the next decodes) where that is less.
+/// Chunks are a whole number of the host's batches, so that most batches handed out are
+/// zero-copy slices; only a batch straddling two chunks is a copy.
 const CHUNK_BYTES: u64 = 32 << 20;
 
 /// Consecutive small row groups are read as one segment up to this many uncompressed
@@ -65,6 +66,9 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
             "threads that decode columns in parallel; 0 = one per core",
         )
         .default(0),
+        ConfigKey::memory_budget(
+            "bytes of decoded rows the source holds: a chunk is half of it, at most 32 MiB (the host gives the source its share of pipeline.memory_budget)",
+        ),
     ]
 }
 
@@ -74,6 +78,8 @@ pub(crate) struct ParquetSource {
     columns: Columns,
     filter: Option<Predicate>,
     threads: usize,
+    /// Decoded bytes a chunk aims at.
+    chunk_bytes: u64,
     /// Row groups not yet opened, in dataset order: (file, row group).
     pending: VecDeque<(usize, usize)>,
     /// The segment being read.
@@ -108,6 +114,9 @@ impl ParquetSource {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let chunk_bytes = config
+            .byte_size(MEMORY_BUDGET_KEY)?
+            .map_or(CHUNK_BYTES, |budget| (budget / 2).clamp(1, CHUNK_BYTES));
         let paths: Vec<PathBuf> = files::expand(&paths, "path", &[".parquet", ".parq"])?;
         let mut files = paths
             .iter()
@@ -160,6 +169,7 @@ impl ParquetSource {
             columns,
             filter,
             threads,
+            chunk_bytes,
             pending,
             stream: None,
             ready: VecDeque::new(),
@@ -190,7 +200,7 @@ impl ParquetSource {
                 selection: None,
             };
             let batch_bytes = bytes.saturating_mul(batch_rows as u64) / rows.max(1);
-            let multiple = (CHUNK_BYTES / batch_bytes.max(1)).max(1) as usize;
+            let multiple = (self.chunk_bytes / batch_bytes.max(1)).max(1) as usize;
             let chunk_rows = batch_rows
                 .saturating_mul(multiple)
                 .clamp(1, MAX_READ_ROWS.max(batch_rows));
@@ -444,6 +454,30 @@ mod tests {
                 "{threads} threads, {rows} rows"
             );
         }
+    }
+
+    #[test]
+    fn the_memory_budget_bounds_the_decoded_rows_held() {
+        // One row group of 4,000 rows; batches of 100. Without a budget the source decodes
+        // the whole group at once; with one it holds about half its budget, in whole batches.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("one_group.parquet");
+        write(&path, json!({}), &[batch(0, 4000)]);
+        let held = |config: serde_json::Value| {
+            let mut source = open_source(config);
+            let first = source.next_batch(100).unwrap().unwrap();
+            assert_eq!(first, batch(0, 100));
+            let held = source.memory_usage();
+            assert_eq!(read_all(source.as_mut(), 100), batch(100, 3900));
+            held
+        };
+        let whole = held(json!({ "path": path }));
+        let budget = whole / 5;
+        let bounded = held(json!({ "path": path, "memory_budget": budget }));
+        assert!(
+            bounded > 0 && bounded <= budget / 2,
+            "{bounded} of {budget}"
+        );
     }
 
     #[test]
