@@ -6,9 +6,9 @@
 //!
 //! What components hold without reporting it (decoder and encoder state, compression
 //! contexts, the allocator's free lists) is not in that account, so the source also waits
-//! while the process's own resident memory (its anonymous pages: not the files it maps)
-//! and the batch would exceed the budget, keeping one batch per worker in flight so that
-//! the workers stay busy.
+//! while the process's resident memory (all of it, as `ps` and `time` report it: its code
+//! and the pages of files it maps too) and the room the batch needs would exceed the
+//! budget, keeping one batch per worker in flight so that the workers stay busy.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -167,9 +167,10 @@ impl MemoryBudget {
 
     /// Charges a batch, waiting while admitting it would exceed the budget, keeping room for
     /// `reserve` more batches of its size (the outputs the workers will charge without
-    /// waiting), or while the process's resident memory and the batch would exceed it and
-    /// `reserve` batches of its size are in flight already. A batch is always admitted when
-    /// nothing else is in flight, unless it alone exceeds the budget.
+    /// waiting), or while the process's resident memory, that room and the next batch the
+    /// source decodes would exceed it and `reserve` batches of its size are in flight
+    /// already. A batch is always admitted when nothing else is in flight, unless it alone
+    /// exceeds the budget.
     pub fn admit(
         &self,
         batch: &RecordBatch,
@@ -187,13 +188,16 @@ impl MemoryBudget {
                 });
             }
             let needed = new.saturating_mul(1 + reserve);
+            // Resident memory grows after an admission by more than what is charged: the
+            // next batch the source decodes meanwhile is memory too.
+            let resident_needed = needed.saturating_add(new);
             let limit = self.effective_limit(&state);
             if state.batch_bytes == 0
                 || (state.used() + needed <= limit
                     && (state.batch_bytes < new.saturating_mul(reserve)
                         || self
                             .resident(&mut state)
-                            .is_none_or(|resident| resident + new <= limit)))
+                            .is_none_or(|resident| resident + resident_needed <= limit)))
             {
                 return Ok(Self::add(&mut state, allocations));
             }
@@ -284,12 +288,11 @@ pub fn process_peak_rss() -> Option<u64> {
     status_kib("VmHWM:").map(|kib| kib * 1024)
 }
 
-/// The process's own resident memory now: its anonymous pages (`RssAnon` of
-/// `/proc/self/status`), what it allocated, without the pages of files it maps (its code,
-/// memory-mapped input), which the kernel can drop and read again. `None` where there is
-/// no procfs.
+/// The process's resident memory now (`VmRSS` of `/proc/self/status`): its anonymous
+/// pages, its code, and the pages of files it maps (a source that maps its input gives back
+/// the pages it is done with). `None` where there is no procfs.
 pub fn process_rss() -> Option<u64> {
-    status_kib("RssAnon:").map(|kib| kib * 1024)
+    status_kib("VmRSS:").map(|kib| kib * 1024)
 }
 
 /// A `kB` figure of `/proc/self/status`, by its label.
@@ -331,6 +334,7 @@ pub fn available_memory() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
 
     use arrow::array::{ArrayRef, Float64Array};
 
@@ -461,8 +465,39 @@ mod tests {
     }
 
     #[test]
+    fn the_process_keeps_room_for_the_outputs_and_the_next_batch() {
+        // The process's resident memory leaves room for three or for two batches; the
+        // accounting has room for many. With one batch in flight and a reserve of one, a
+        // second batch needs room for itself, its worker's output and the next batch the
+        // source decodes.
+        static RESIDENT: AtomicU64 = AtomicU64::new(0);
+        let limit = 1 << 30;
+        let (first, second) = (batch(1000), batch(1000));
+        let bytes = batch_bytes(&second);
+        let not_cancelled = AtomicBool::new(false);
+        let cancelled = AtomicBool::new(true);
+        for (room, admitted) in [(3, true), (2, false)] {
+            RESIDENT.store(limit - room * bytes, Ordering::Relaxed);
+            let budget =
+                MemoryBudget::with_resident(limit, || Some(RESIDENT.load(Ordering::Relaxed)));
+            let held = budget.admit(&first, 1, &not_cancelled).unwrap();
+            match budget.admit(&second, 1, &cancelled) {
+                Ok(charge) => {
+                    assert!(admitted, "admitted with room for {room} batches");
+                    budget.release(charge);
+                }
+                Err(error) => {
+                    assert!(!admitted, "refused with room for {room} batches");
+                    assert_eq!(error, AdmitError::Cancelled);
+                }
+            }
+            budget.release(held);
+        }
+    }
+
+    #[test]
     fn the_process_resident_memory_is_read_from_proc() {
-        let resident = process_rss().expect("/proc/self/status has RssAnon on Linux");
+        let resident = process_rss().expect("/proc/self/status has VmRSS on Linux");
         let peak = process_peak_rss().expect("/proc/self/status has VmHWM on Linux");
         assert!(resident > 0 && resident <= peak, "{resident} {peak}");
     }

@@ -12,7 +12,7 @@ use mlpipe_plugin_api::arrow::ipc::reader::{FileDecoder, read_footer_length};
 use mlpipe_plugin_api::arrow::ipc::{Block, MessageHeader, MetadataVersion, root_as_footer};
 use mlpipe_plugin_api::{Error, RecordBatch, Result, SchemaRef};
 
-use crate::input::map_range;
+use crate::input::{MappedRange, map_range};
 use crate::message::{check_message, check_version, decode_schema, guarded, message_in};
 
 /// The magic bytes that start and end an IPC file.
@@ -153,24 +153,28 @@ impl FileFormat {
         self.decoder = decoder.with_projection(columns);
     }
 
-    /// The next record batch, or `None` after the last.
-    pub(crate) fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+    /// The next record batch, with the mapping of its own block where it has one; `None`
+    /// after the last.
+    pub(crate) fn next_batch(&mut self) -> Result<Option<(RecordBatch, Option<MappedRange>)>> {
         let Some(block) = self.batches.get(self.next) else {
             return Ok(None);
         };
         let index = self.next;
         self.next += 1;
-        let data = match &self.blocks_from {
-            None => block_bytes(&self.bytes, block),
+        let (data, mapping) = match &self.blocks_from {
+            None => (block_bytes(&self.bytes, block), None),
             Some(file) => {
                 let length = block.metaDataLength() as usize + block.bodyLength() as usize;
-                map_range(file, block.offset() as u64, length).map_err(|e| {
-                    Error::io(format!("record batch {index}: cannot memory-map: {e}"))
-                })?
+                let (data, mapping) =
+                    map_range(file, block.offset() as u64, length).map_err(|e| {
+                        Error::io(format!("record batch {index}: cannot memory-map: {e}"))
+                    })?;
+                (data, Some(mapping))
             }
         };
-        guarded(|| self.decoder.read_record_batch(block, &data))
-            .map_err(|e| e.context(format!("record batch {index}")))
+        let batch = guarded(|| self.decoder.read_record_batch(block, &data))
+            .map_err(|e| e.context(format!("record batch {index}")))?;
+        Ok(batch.map(|batch| (batch, mapping)))
     }
 }
 

@@ -15,6 +15,7 @@
 mod file_format;
 mod input;
 mod message;
+mod pages;
 mod sink;
 mod source;
 mod stream_format;

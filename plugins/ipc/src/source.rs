@@ -22,8 +22,13 @@ use mlpipe_plugin_api::{
 };
 
 use crate::file_format::{FileFormat, MAGIC};
-use crate::input::{Bytes, map_file};
+use crate::input::{Bytes, MappedRange, map_file};
+use crate::pages::Pages;
 use crate::stream_format::StreamFormat;
+
+/// The pages of a mapped file's rows are given back this many of the host's batches after
+/// the rows were handed out (when the workers and the sink have most likely read them).
+const GIVE_BACK_LAG: usize = 4;
 
 /// The file names a directory given as `path` contributes.
 const EXTENSIONS: [&str; 4] = [".arrow", ".arrows", ".ipc", ".feather"];
@@ -63,28 +68,32 @@ enum Format {
 /// One opened input.
 enum Reader {
     File(FileFormat),
-    Stream(StreamFormat),
+    /// A stream, and the mapping of the file it is read from, if it is one.
+    Stream(StreamFormat, Option<MappedRange>),
 }
 
 impl Reader {
     fn schema(&self) -> SchemaRef {
         match self {
             Reader::File(file) => file.schema(),
-            Reader::Stream(stream) => stream.schema(),
+            Reader::Stream(stream, _) => stream.schema(),
         }
     }
 
     fn project(&mut self, columns: Vec<usize>) {
         match self {
             Reader::File(file) => file.project(columns),
-            Reader::Stream(stream) => stream.project(columns),
+            Reader::Stream(stream, _) => stream.project(columns),
         }
     }
 
-    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+    /// The next batch, with the mapping of its own where it has one.
+    fn next_batch(&mut self) -> Result<Option<(RecordBatch, Option<MappedRange>)>> {
         match self {
             Reader::File(file) => file.next_batch(),
-            Reader::Stream(stream) => stream.next_batch(),
+            Reader::Stream(stream, mapping) => {
+                Ok(stream.next_batch()?.map(|batch| (batch, mapping.clone())))
+            }
         }
     }
 
@@ -95,7 +104,7 @@ impl Reader {
             // Each batch of a file maps its own block, released with the batch: its pages
             // are the batch's memory while it lives.
             Reader::File(_) => None,
-            Reader::Stream(stream) => stream.mapping(),
+            Reader::Stream(stream, _) => stream.mapping(),
         }
     }
 }
@@ -118,6 +127,8 @@ pub(crate) struct IpcSource {
     total_rows: Option<usize>,
     /// Rows returned so far.
     rows_returned: u64,
+    /// The mapped blocks whose pages are given back as their rows are handed out.
+    pages: Pages,
     files_read: u64,
 }
 
@@ -190,7 +201,7 @@ impl IpcSource {
             .iter()
             .map(|input| match &input.reader {
                 Reader::File(file) => usize::try_from(file.rows()).ok(),
-                Reader::Stream(_) => None,
+                Reader::Stream(..) => None,
             })
             .sum::<Option<usize>>();
         Ok(IpcSource {
@@ -199,6 +210,7 @@ impl IpcSource {
             remainder: None,
             total_rows,
             rows_returned: 0,
+            pages: Pages::default(),
             files_read: 0,
         })
     }
@@ -214,8 +226,8 @@ impl IpcSource {
                 .next_batch()
                 .map_err(|e| e.context(&input.name))?
             {
-                Some(batch) if batch.num_rows() == 0 => {}
-                Some(batch) => {
+                Some((batch, _)) if batch.num_rows() == 0 => {}
+                Some((batch, mapping)) => {
                     let heap = heap_bytes(&batch, input.reader.mapping());
                     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
                     let batch = RecordBatch::try_new_with_options(
@@ -223,6 +235,10 @@ impl IpcSource {
                         batch.columns().to_vec(),
                         &options,
                     )?;
+                    if let Some(mapping) = mapping {
+                        self.pages
+                            .follow(batch.clone(), mapping, self.rows_returned);
+                    }
                     return Ok(Some((batch, heap)));
                 }
                 None => {
@@ -245,7 +261,11 @@ impl Source for IpcSource {
             Some(remainder) => remainder,
             None => match self.read()? {
                 Some(read) => read,
-                None => return Ok(None),
+                None => {
+                    // Every row has been handed out: none is waited for any more.
+                    self.pages.give_back_before(u64::MAX);
+                    return Ok(None);
+                }
             },
         };
         // Cut where the whole output reaches a multiple of `max_rows`, not each decoded
@@ -261,6 +281,9 @@ impl Source for IpcSource {
             batch
         };
         self.rows_returned += batch.num_rows() as u64;
+        let lag = GIVE_BACK_LAG.saturating_mul(max_rows) as u64;
+        self.pages
+            .give_back_before(self.rows_returned.saturating_sub(lag));
         Ok(Some(batch))
     }
 
@@ -279,7 +302,7 @@ impl Source for IpcSource {
 
 /// Opens a file in the given format (or the one its first bytes tell).
 fn open_file(path: &Path, format: Format) -> Result<Reader> {
-    let bytes = map_file(path)?;
+    let (bytes, mapping) = map_file(path)?;
     match (format, bytes.starts_with(MAGIC)) {
         (Format::Auto | Format::File, true) => {
             let file = File::open(path).map_err(|e| Error::io(format!("cannot open: {e}")))?;
@@ -294,10 +317,11 @@ fn open_file(path: &Path, format: Format) -> Result<Reader> {
              (or \"auto\") on the source",
         )),
         (Format::Auto | Format::Stream, false) => {
-            Ok(Reader::Stream(StreamFormat::open(Bytes::Mapped {
+            let stream = StreamFormat::open(Bytes::Mapped {
                 buffer: bytes,
                 position: 0,
-            })?))
+            })?;
+            Ok(Reader::Stream(stream, mapping))
         }
     }
 }
@@ -325,7 +349,10 @@ fn open_stdin(format: Format) -> Result<Reader> {
         }
         (Format::Auto | Format::Stream, false) => Box::new(Cursor::new(head).chain(stdin)),
     };
-    Ok(Reader::Stream(StreamFormat::open(Bytes::Reader(rest))?))
+    Ok(Reader::Stream(
+        StreamFormat::open(Bytes::Reader(rest))?,
+        None,
+    ))
 }
 
 /// The top-level indices of `columns` in `schema`; unknown, repeated or ambiguous names are

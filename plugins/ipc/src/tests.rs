@@ -6,12 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use mlpipe_plugin_api::arrow::array::{
-    Array, ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, ListArray, StringArray,
-    StructArray, UnionArray,
+    Array, ArrayRef, AsArray, DictionaryArray, Float64Array, Int32Array, Int64Array, ListArray,
+    StringArray, StructArray, UnionArray,
 };
 use mlpipe_plugin_api::arrow::buffer::{Buffer, ScalarBuffer};
 use mlpipe_plugin_api::arrow::compute::concat_batches;
-use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Int32Type, Schema, UnionFields};
+use mlpipe_plugin_api::arrow::datatypes::{
+    DataType, Field, Float64Type, Int32Type, Schema, UnionFields,
+};
 use mlpipe_plugin_api::arrow::ipc::CompressionType;
 use mlpipe_plugin_api::arrow::ipc::writer::{FileWriter, IpcWriteOptions, StreamWriter};
 use mlpipe_plugin_api::{ErrorKind, RecordBatch, SchemaRef, Source};
@@ -268,7 +270,7 @@ fn column_buffers_point_into_mappings_of_the_file() {
     // Every column of both batches, nested and dictionary values included.
     assert!(buffers >= 2 * 14, "{buffers} buffers checked");
 
-    let mapping = map_file(&stream).unwrap();
+    let (mapping, _) = map_file(&stream).unwrap();
     let mut reader = StreamFormat::open(Bytes::Mapped {
         buffer: mapping.clone(),
         position: 0,
@@ -281,21 +283,97 @@ fn column_buffers_point_into_mappings_of_the_file() {
 }
 
 #[test]
-fn a_batch_of_a_file_gives_its_pages_back_when_it_is_dropped() {
+fn a_block_is_unmapped_when_its_batches_are_dropped_and_its_pages_given_back() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("data.arrow");
     write("ipc", &file, json!({}), &[batch(0, 100), batch(100, 50)]);
     let mut source = open(json!({ "path": file }));
-    // The whole file stays mapped (footer, dictionaries); each batch maps its own block.
+    // The whole file stays mapped (footer, dictionaries); each block is mapped on its own.
     let whole = mappings_of(&file).len();
-    let first = source.next_batch(1000).unwrap().unwrap();
+    let mut first = Vec::new();
+    for _ in 0..10 {
+        first.push(source.next_batch(10).unwrap().unwrap());
+    }
     assert_eq!(mappings_of(&file).len(), whole + 1);
-    let second = source.next_batch(1000).unwrap().unwrap();
+    // Handed out and dropped, the first block's rows are still within the last four
+    // batches' worth of rows: the source still holds it.
+    first.drain(..5);
+    let second = source.next_batch(10).unwrap().unwrap();
     assert_eq!(mappings_of(&file).len(), whole + 2);
     drop(first);
+    assert_eq!(mappings_of(&file).len(), whole + 2);
+    // Four batches later its pages are all given back, and nothing else holds it.
+    let mut rest = Vec::new();
+    while let Some(batch) = source.next_batch(10).unwrap() {
+        rest.push(batch);
+    }
+    assert_eq!(rest.len(), 4);
     assert_eq!(mappings_of(&file).len(), whole + 1);
-    drop(second);
-    assert_eq!(mappings_of(&file).len(), whole);
+    // At the end of the input the source lets go of the file and of every block: the
+    // batches hold the last.
+    drop((second, rest));
+    assert!(mappings_of(&file).is_empty());
+}
+
+/// The pages of files this process maps that are resident (`RssFile`), in bytes.
+fn resident_file_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("RssFile:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<usize>()
+        .unwrap();
+    kib * 1024
+}
+
+#[test]
+fn the_pages_of_rows_read_long_ago_leave_the_process_and_read_back_the_same() {
+    // One block of 8 Mi float64 (67 MB) and as many short strings (50 MB with their
+    // offsets), read 65,536 rows at a time and kept: the pages of all but the last few
+    // batches are given back as the source goes, and read again (from the page cache)
+    // when the kept batches are read again.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.arrow");
+    let rows = 8 << 20;
+    let values: ArrayRef = Arc::new(Float64Array::from_iter_values((0..rows).map(f64::from)));
+    let names: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..rows).map(|i| ["ab", "cde", "f"][i as usize % 3]),
+    ));
+    let big = RecordBatch::try_from_iter([("x", values), ("name", names)]).unwrap();
+    let mut writer =
+        FileWriter::try_new(std::fs::File::create(&path).unwrap(), &big.schema()).unwrap();
+    writer.write(&big).unwrap();
+    writer.finish().unwrap();
+    let total = |batches: &[RecordBatch]| -> (f64, usize) {
+        batches.iter().fold((0.0, 0), |(sum, bytes), batch| {
+            let x = batch.column(0).as_primitive::<Float64Type>();
+            let names = batch.column(1).as_string::<i32>();
+            let length: usize = names.iter().map(|n| n.map_or(0, str::len)).sum();
+            (sum + x.values().iter().sum::<f64>(), bytes + length)
+        })
+    };
+
+    let before = resident_file_bytes();
+    let mut source = open(json!({ "path": path }));
+    let mut kept = Vec::new();
+    let mut grew = 0;
+    while let Some(batch) = source.next_batch(1 << 16).unwrap() {
+        // Touch every page of the batch, as a transform would.
+        total(std::slice::from_ref(&batch));
+        grew = grew.max(resident_file_bytes().saturating_sub(before));
+        kept.push(batch);
+    }
+    assert!(
+        grew < 16 << 20,
+        "{grew} bytes of the 117 MB file resident at once"
+    );
+    let length: usize = (0..rows as usize).map(|i| [2, 3, 1][i % 3]).sum();
+    let expected = ((rows as f64) * (rows as f64 - 1.0) / 2.0, length);
+    assert_eq!(total(&kept), expected);
 }
 
 #[test]
@@ -538,7 +616,9 @@ fn read_bytes(bytes: Vec<u8>) -> Result<usize, String> {
     };
     if buffer.starts_with(crate::file_format::MAGIC) {
         let mut file = FileFormat::open(buffer).map_err(|e| e.to_string())?;
-        rows(Box::new(move || file.next_batch()))
+        rows(Box::new(move || {
+            Ok(file.next_batch()?.map(|(batch, _)| batch))
+        }))
     } else {
         let mut stream = StreamFormat::open(Bytes::Mapped {
             buffer,
