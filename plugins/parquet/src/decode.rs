@@ -6,7 +6,6 @@
 //! [`decode`] reads whole segments (a filter's columns). Columns are shared among scoped
 //! threads, the calling thread included.
 
-use std::fs::File;
 use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -21,6 +20,7 @@ use parquet::arrow::arrow_reader::{
 };
 
 use crate::dataset::DatasetFile;
+use crate::positioned::PositionedFile;
 use crate::{guarded, parquet_error};
 
 /// Row groups of one file, read as one stream.
@@ -155,7 +155,7 @@ fn open_column(
     batch_rows: usize,
 ) -> Result<ParquetRecordBatchReader> {
     let file = segment.file;
-    let handle = File::open(&file.path).map_err(|e| {
+    let handle = PositionedFile::open(&file.path).map_err(|e| {
         Error::io(format!(
             "{}: cannot open the file: {e}",
             file.path.display()

@@ -15,6 +15,7 @@ mod dataset;
 mod decode;
 mod encoder;
 mod encryption;
+mod positioned;
 mod sink;
 mod source;
 
