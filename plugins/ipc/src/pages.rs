@@ -97,16 +97,24 @@ fn byte_ranges(data: &ArrayData, rows: Range<usize>) -> Vec<Range<usize>> {
         DataType::Dictionary(key, _) => key.primitive_width(),
         other => other.primitive_width(),
     };
+    // The bytes of rows `start..end` of a string column with offsets of `width` bytes
+    // (`None` from offsets the buffer does not hold: then nothing is given back).
+    let strings = |width: usize, at: &dyn Fn(usize) -> Option<usize>| -> Vec<Range<usize>> {
+        match (at(start), at(end)) {
+            (Some(first), Some(last)) if first <= last => {
+                vec![span(0, width, start, end + 1), span(1, 1, first, last)]
+            }
+            _ => Vec::new(),
+        }
+    };
     match (data.data_type(), width) {
         (DataType::Utf8 | DataType::Binary, _) => {
             let offsets = data.buffers()[0].typed_data::<i32>();
-            let at = |row: usize| usize::try_from(offsets[row]).unwrap_or(0);
-            vec![span(0, 4, start, end + 1), span(1, 1, at(start), at(end))]
+            strings(4, &|row| usize::try_from(*offsets.get(row)?).ok())
         }
         (DataType::LargeUtf8 | DataType::LargeBinary, _) => {
             let offsets = data.buffers()[0].typed_data::<i64>();
-            let at = |row: usize| usize::try_from(offsets[row]).unwrap_or(0);
-            vec![span(0, 8, start, end + 1), span(1, 1, at(start), at(end))]
+            strings(8, &|row| usize::try_from(*offsets.get(row)?).ok())
         }
         (_, Some(width)) if data.buffers().len() == 1 => vec![span(0, width, start, end)],
         _ => Vec::new(),
