@@ -4,7 +4,8 @@
 //! Every input is opened when the source is created, so that a missing file, a file of
 //! another format or a schema that differs between files is reported before the run
 //! starts. A file is memory-mapped; its batches are decoded from the mapping without
-//! copying, and a batch larger than the host asks for is handed out in zero-copy slices.
+//! copying, and a batch larger than the host asks for is handed out in zero-copy slices,
+//! whose pages the source gives back a few batches after handing them out ([`Pages`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
