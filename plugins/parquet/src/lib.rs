@@ -19,7 +19,7 @@ mod positioned;
 mod sink;
 mod source;
 
-use mlpipe_plugin_api::{Error, ErrorKind, Plugin};
+use mlpipe_plugin_api::{Config, Error, ErrorKind, MEMORY_BUDGET_KEY, Plugin, Result};
 use parquet::errors::ParquetError;
 
 /// The plugin definition the host loads.
@@ -41,6 +41,14 @@ fn plugin() -> Plugin {
 
 /// A Parquet library error as a component error: failures of the underlying file are I/O
 /// errors, everything else is about the data. `context` names the file and what failed.
+/// Half the component's `memory_budget` (one buffer in use while the next fills), at most
+/// `most`; `most` when the component was made without one.
+fn half_the_budget(config: &Config, most: u64) -> Result<u64> {
+    Ok(config
+        .byte_size(MEMORY_BUDGET_KEY)?
+        .map_or(most, |budget| (budget / 2).clamp(1, most)))
+}
+
 fn parquet_error(context: impl std::fmt::Display, error: ParquetError) -> Error {
     let kind = match &error {
         ParquetError::External(_) => ErrorKind::Io,

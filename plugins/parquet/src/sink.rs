@@ -11,15 +11,15 @@ use std::path::PathBuf;
 
 use mlpipe_plugin_api::files::{PendingOutput, SyncingFile};
 use mlpipe_plugin_api::{
-    Config, ConfigKey, ConfigType, Counters, Error, MEMORY_BUDGET_KEY, RecordBatch, Result,
-    SchemaRef, Sink, describe_schema,
+    Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Sink,
+    describe_schema,
 };
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::encoder::{GroupLimits, ParallelWriter};
-use crate::parquet_error;
+use crate::{half_the_budget, parquet_error};
 
 /// The accepted values of `compression`, as listed in error messages.
 const COMPRESSIONS: &str = "zstd, snappy, lz4, gzip, none";
@@ -92,7 +92,7 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
 
 /// Arrow bytes per row group when neither `row_group_bytes` nor a `memory_budget` below
 /// twice this says less.
-const ROW_GROUP_BYTES: usize = 32 << 20;
+const ROW_GROUP_BYTES: u64 = 32 << 20;
 
 /// Under `dictionary = "auto"`, the dictionary of a 64-bit column's chunk may grow to this
 /// many bytes (16,384 distinct values) before the writer falls back to plain encoding,
@@ -197,15 +197,8 @@ impl ParquetSink {
                         ));
                     }
                     Some(bytes) => usize::try_from(bytes).unwrap_or(usize::MAX),
-                    None => {
-                        config
-                            .byte_size(MEMORY_BUDGET_KEY)?
-                            .map_or(ROW_GROUP_BYTES, |budget| {
-                                usize::try_from(budget / 2)
-                                    .unwrap_or(usize::MAX)
-                                    .clamp(1, ROW_GROUP_BYTES)
-                            })
-                    }
+                    None => usize::try_from(half_the_budget(config, ROW_GROUP_BYTES)?)
+                        .unwrap_or(usize::MAX),
                 },
             },
             statistics: config.require("statistics")?,

@@ -16,12 +16,13 @@ use mlpipe_plugin_api::arrow::compute::concat_batches;
 use mlpipe_plugin_api::columns::Selection;
 use mlpipe_plugin_api::predicate::Predicate;
 use mlpipe_plugin_api::{
-    ComponentKind, Config, ConfigKey, ConfigType, Counters, Error, MEMORY_BUDGET_KEY, RecordBatch,
-    Result, SchemaRef, Source, files,
+    ComponentKind, Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef,
+    Source, files,
 };
 
 use crate::dataset::{Columns, DICTIONARY_READABLE, DatasetFile};
 use crate::decode::{ColumnStreams, Segment, select};
+use crate::half_the_budget;
 
 /// The largest batch the readers are built for, whatever the host asks for.
 const MAX_READ_ROWS: usize = 1 << 20;
@@ -114,9 +115,7 @@ impl ParquetSource {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let chunk_bytes = config
-            .byte_size(MEMORY_BUDGET_KEY)?
-            .map_or(CHUNK_BYTES, |budget| (budget / 2).clamp(1, CHUNK_BYTES));
+        let chunk_bytes = half_the_budget(config, CHUNK_BYTES)?;
         let paths: Vec<PathBuf> = files::expand(&paths, "path", &[".parquet", ".parq"])?;
         let mut files = paths
             .iter()
