@@ -69,7 +69,7 @@ pub use crate::manifest::{
 };
 pub use crate::plugin::Plugin;
 pub use crate::traits::{
-    ColumnUsage, Counters, Kernel, Sink, Source, StatelessTransform, Transform,
+    ColumnUsage, Counters, Kernel, Sink, Source, StatelessTransform, Transform, equal_batch_rows,
 };
 
 /// The version of this crate, which is the plugin API version a plugin declares.

@@ -32,12 +32,26 @@ fn not_fittable() -> Error {
     Error::internal("this transform is not fitted from data, yet the host asked it to fit")
 }
 
+/// The rows of each batch when `rows` rows are handed out in the fewest equal batches of at
+/// most `max_rows` (the last may be a little shorter): 1,000,000 rows at most 65,536 at a
+/// time are 16 batches of 62,500. Such batches are never under half of `max_rows` unless
+/// `rows` is, so the host passes them on without a copy, where batches of exactly
+/// `max_rows` would leave a rest to be joined with the next unit's first rows — and every
+/// batch after it straddling two units.
+pub fn equal_batch_rows(rows: usize, max_rows: usize) -> usize {
+    let (rows, max_rows) = (rows.max(1), max_rows.max(1));
+    rows.div_ceil(rows.div_ceil(max_rows))
+}
+
 /// Produces record batches: a file reader, a database cursor, a generator.
 pub trait Source: Send {
     /// The schema of every batch this source returns.
     fn schema(&self) -> Result<SchemaRef>;
 
     /// The next batch of at most `max_rows` rows, or `None` when the source is exhausted.
+    /// The host passes a batch of at least half `max_rows` on as it is and gathers smaller
+    /// ones (a copy): a source that decodes in units of its own (row groups, a file's record
+    /// batches) best hands each out in [`equal_batch_rows`] batches.
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>>;
 
     /// The total number of rows this source will produce, when it knows (for progress).

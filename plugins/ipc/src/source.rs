@@ -19,7 +19,7 @@ use mlpipe_plugin_api::arrow::datatypes::Schema;
 use mlpipe_plugin_api::files;
 use mlpipe_plugin_api::{
     Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Source,
-    describe_schema,
+    describe_schema, equal_batch_rows,
 };
 
 use crate::file_format::{FileFormat, MAGIC};
@@ -124,6 +124,8 @@ pub(crate) struct IpcSource {
     schema: SchemaRef,
     /// Rows read but not yet returned, and the bytes of it not in a mapping.
     remainder: Option<(RecordBatch, usize)>,
+    /// The rows of the batches the last record batch read is handed out in.
+    batch_rows: usize,
     /// The rows of all inputs, when every input is a file (its footer tells).
     total_rows: Option<usize>,
     /// Rows returned so far.
@@ -209,6 +211,7 @@ impl IpcSource {
             inputs,
             schema,
             remainder: None,
+            batch_rows: 1,
             total_rows,
             rows_returned: 0,
             pages: Pages::default(),
@@ -261,7 +264,10 @@ impl Source for IpcSource {
         let (batch, heap) = match self.remainder.take() {
             Some(remainder) => remainder,
             None => match self.read()? {
-                Some(read) => read,
+                Some(read) => {
+                    self.batch_rows = equal_batch_rows(read.0.num_rows(), max_rows);
+                    read
+                }
                 None => {
                     // Every row has been handed out: none is waited for any more.
                     self.pages.give_back_before(u64::MAX);
@@ -269,11 +275,8 @@ impl Source for IpcSource {
                 }
             },
         };
-        // Cut where the whole output reaches a multiple of `max_rows`, not each decoded
-        // batch: a consumer that gathers short batches up to `max_rows` (the host's
-        // re-batcher) then copies rows only where two decoded batches meet, instead of in
-        // every batch after the first such seam.
-        let room = max_rows - (self.rows_returned % max_rows as u64) as usize;
+        // A record batch in equal slices, which the host passes on without copying them.
+        let room = self.batch_rows.min(max_rows);
         let batch = if batch.num_rows() > room {
             let rest = batch.slice(room, batch.num_rows() - room);
             self.remainder = Some((rest, heap));

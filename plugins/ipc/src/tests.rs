@@ -253,6 +253,20 @@ fn buffers_inside(batch: &RecordBatch, ranges: &[std::ops::Range<usize>]) -> usi
 }
 
 #[test]
+fn record_batches_are_handed_out_in_equal_slices() {
+    // Blocks of 100 and 55 rows, at most 30 at a time: 4 x 25, then 28 and 27.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.arrow");
+    write("ipc", &file, json!({}), &[batch(0, 100), batch(100, 55)]);
+    let mut source = open(json!({ "path": file }));
+    let mut rows = Vec::new();
+    while let Some(batch) = source.next_batch(30).unwrap() {
+        rows.push(batch.num_rows());
+    }
+    assert_eq!(rows, [25, 25, 25, 25, 28, 27]);
+}
+
+#[test]
 fn column_buffers_point_into_mappings_of_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("data.arrow");

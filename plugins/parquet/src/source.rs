@@ -12,12 +12,11 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
-use mlpipe_plugin_api::arrow::compute::concat_batches;
 use mlpipe_plugin_api::columns::Selection;
 use mlpipe_plugin_api::predicate::Predicate;
 use mlpipe_plugin_api::{
     ComponentKind, Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef,
-    Source, files,
+    Source, equal_batch_rows, files,
 };
 
 use crate::dataset::{Columns, DICTIONARY_READABLE, DatasetFile};
@@ -29,8 +28,10 @@ const MAX_READ_ROWS: usize = 1 << 20;
 
 /// Decoded bytes a reader's chunk (all columns) aims at, at most: half the source's
 /// `memory_budget` (one chunk is handed out while the next decodes) where that is less.
-/// Chunks are a whole number of the host's batches, so that most batches handed out are
-/// zero-copy slices; only a batch straddling two chunks is a copy.
+/// A segment is handed out in equal batches of at most the rows the host asks for (a row
+/// group of 1,000,000 rows in 16 batches of 62,500 rather than 15 of 65,536 and a rest),
+/// and chunks are a whole number of them, so that every batch is a zero-copy slice of one
+/// chunk.
 const CHUNK_BYTES: u64 = 32 << 20;
 
 /// Consecutive small row groups are read as one segment up to this many uncompressed
@@ -85,10 +86,11 @@ pub(crate) struct ParquetSource {
     pending: VecDeque<(usize, usize)>,
     /// The segment being read.
     stream: Option<ColumnStreams>,
-    /// Decoded chunks (of rows not yet returned), their rows, and the bytes a decoded
-    /// row took in the last round.
-    ready: VecDeque<RecordBatch>,
-    ready_rows: usize,
+    /// The rows of the batches the segment being read is handed out in.
+    batch_rows: usize,
+    /// The decoded rows of the last chunk not yet handed out, and the bytes a decoded row
+    /// of it took.
+    ready: Option<RecordBatch>,
     bytes_per_row: usize,
     total_rows: Option<usize>,
     row_groups_read: u64,
@@ -171,8 +173,8 @@ impl ParquetSource {
             chunk_bytes,
             pending,
             stream: None,
-            ready: VecDeque::new(),
-            ready_rows: 0,
+            batch_rows: 1,
+            ready: None,
             bytes_per_row: 0,
             total_rows,
             row_groups_read: 0,
@@ -181,10 +183,10 @@ impl ParquetSource {
         })
     }
 
-    /// Opens readers on the next segment that has rows to read (after the filter), reading
-    /// chunks of a multiple of `batch_rows` rows (so that the batches handed out are
-    /// slices, not copies). Leaves `stream` empty when no segment is left.
-    fn open_next_segment(&mut self, batch_rows: usize) -> Result<()> {
+    /// Opens readers on the next segment that has rows to read (after the filter), to be
+    /// handed out in equal batches of at most `max_rows`, reading chunks of a whole number
+    /// of them. Leaves `stream` empty when no segment is left.
+    fn open_next_segment(&mut self, max_rows: usize) -> Result<()> {
         let threads = self.threads;
         let output = self.columns.output.clone();
         let width = output.fields().len();
@@ -198,12 +200,19 @@ impl ParquetSource {
                 row_groups,
                 selection: None,
             };
-            let batch_bytes = bytes.saturating_mul(batch_rows as u64) / rows.max(1);
-            let multiple = (self.chunk_bytes / batch_bytes.max(1)).max(1) as usize;
-            let chunk_rows = batch_rows
-                .saturating_mul(multiple)
-                .clamp(1, MAX_READ_ROWS.max(batch_rows));
+            // Batches for `n` rows, and a whole number of them of about `chunk_bytes`.
+            let equal =
+                |n: u64| equal_batch_rows(usize::try_from(n).unwrap_or(usize::MAX), max_rows);
+            let chunk_bytes = self.chunk_bytes;
+            let chunk_rows = |batch_rows: usize| {
+                let batch_bytes = bytes.saturating_mul(batch_rows as u64) / rows.max(1);
+                let multiple = (chunk_bytes / batch_bytes.max(1)).max(1) as usize;
+                batch_rows
+                    .saturating_mul(multiple)
+                    .clamp(1, MAX_READ_ROWS.max(batch_rows))
+            };
             let groups = segment.row_groups.len() as u64;
+            let mut kept = rows;
             if let (Some(filter), Some(filter_schema)) = (&filter, &filter_schema) {
                 let columns = width..width + filter_schema.fields().len();
                 let matched = select(
@@ -211,17 +220,19 @@ impl ParquetSource {
                     filter,
                     columns,
                     filter_schema,
-                    chunk_rows,
+                    chunk_rows(equal(rows)),
                     threads,
                 )?;
-                let kept = matched.first().copied().unwrap_or(0) as u64;
+                kept = matched.first().copied().unwrap_or(0) as u64;
                 self.rows_filtered_out += rows.saturating_sub(kept);
                 if kept == 0 {
                     self.row_groups_read += groups;
                     continue;
                 }
             }
-            let stream = ColumnStreams::open(&segment, 0..width, &output, chunk_rows)?;
+            let batch_rows = equal(kept);
+            let stream = ColumnStreams::open(&segment, 0..width, &output, chunk_rows(batch_rows))?;
+            self.batch_rows = batch_rows;
             self.row_groups_read += groups;
             self.stream = Some(stream);
             return Ok(());
@@ -229,7 +240,7 @@ impl ParquetSource {
         Ok(())
     }
 
-    /// Decodes the next chunk into `ready`, opening the next segment when the current one
+    /// Decodes the next chunk into `ready` (which is empty), opening the next segment when the current one
     /// is done; decodes nothing at the end of the dataset.
     fn decode_chunk(&mut self, batch_rows: usize) -> Result<()> {
         loop {
@@ -242,9 +253,8 @@ impl ParquetSource {
             };
             match stream.next(threads)? {
                 Some(chunk) if chunk.num_rows() > 0 => {
-                    self.ready_rows += chunk.num_rows();
                     self.bytes_per_row = chunk.get_array_memory_size() / chunk.num_rows();
-                    self.ready.push_back(chunk);
+                    self.ready = Some(chunk);
                     return Ok(());
                 }
                 Some(_) => {}
@@ -258,31 +268,15 @@ impl ParquetSource {
         self.pending.is_empty() && self.stream.is_none()
     }
 
-    /// The next `rows` rows decoded (fewer at the end): a slice of one chunk, or — where
-    /// they straddle chunks — the slices concatenated.
-    fn take(&mut self, rows: usize) -> Result<Option<RecordBatch>> {
-        let mut parts = Vec::new();
-        let mut wanted = rows;
-        while wanted > 0 {
-            let Some(front) = self.ready.front_mut() else {
-                break;
-            };
-            let available = front.num_rows();
-            if available > wanted {
-                parts.push(front.slice(0, wanted));
-                *front = front.slice(wanted, available - wanted);
-                wanted = 0;
-            } else {
-                parts.extend(self.ready.pop_front());
-                wanted -= available;
-            }
+    /// The next batch of the decoded chunk: `batch_rows` of its rows, at most `max_rows`
+    /// (fewer at the end of a segment), a zero-copy slice.
+    fn take(&mut self, max_rows: usize) -> Option<RecordBatch> {
+        let chunk = self.ready.take()?;
+        let rows = chunk.num_rows().min(self.batch_rows).min(max_rows);
+        if rows < chunk.num_rows() {
+            self.ready = Some(chunk.slice(rows, chunk.num_rows() - rows));
         }
-        self.ready_rows -= rows - wanted;
-        Ok(match parts.len() {
-            0 => None,
-            1 => parts.pop(),
-            _ => Some(concat_batches(&self.columns.output, &parts)?),
-        })
+        Some(chunk.slice(0, rows))
     }
 }
 
@@ -315,13 +309,13 @@ impl Source for ParquetSource {
         Ok(self.columns.output.clone())
     }
 
-    /// Batches of exactly `max_rows` rows (the last one aside), as the host re-batches to
-    /// that size anyway: a chunk's rows that do not fill a batch wait for the next chunk's.
+    /// A segment's rows in equal batches of at most `max_rows` (see `CHUNK_BYTES`): the
+    /// host passes batches of at least half its batch size on without copying them.
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>> {
         let max_rows = max_rows.clamp(1, MAX_READ_ROWS);
         loop {
-            if self.ready_rows >= max_rows || (self.decoded_all() && self.ready_rows > 0) {
-                return self.take(max_rows);
+            if let Some(batch) = self.take(max_rows) {
+                return Ok(Some(batch));
             }
             if self.decoded_all() {
                 return Ok(None);
@@ -340,7 +334,8 @@ impl Source for ParquetSource {
     }
 
     fn memory_usage(&self) -> usize {
-        self.ready_rows.saturating_mul(self.bytes_per_row)
+        let rows = self.ready.as_ref().map_or(0, RecordBatch::num_rows);
+        rows.saturating_mul(self.bytes_per_row)
     }
 
     fn counters(&self) -> Counters {
@@ -372,7 +367,7 @@ mod tests {
         ArrayRef, AsArray, BinaryArray, Int64Array, LargeStringArray,
     };
     use mlpipe_plugin_api::arrow::compute::{cast, concat_batches, filter_record_batch};
-    use mlpipe_plugin_api::arrow::datatypes::{DataType, Int32Type};
+    use mlpipe_plugin_api::arrow::datatypes::{DataType, Int32Type, Int64Type};
     use parquet::arrow::ArrowWriter;
     use serde_json::json;
 
@@ -453,6 +448,40 @@ mod tests {
                 "{threads} threads, {rows} rows"
             );
         }
+    }
+
+    #[test]
+    fn row_groups_are_handed_out_in_equal_zero_copy_batches() {
+        // Files of 1,000 and 200 rows (segments do not span files), batches of at most
+        // 300: 4 x 250, then 200.
+        let dir = tempfile::tempdir().unwrap();
+        write(&dir.path().join("a.parquet"), json!({}), &[batch(0, 1000)]);
+        write(
+            &dir.path().join("b.parquet"),
+            json!({}),
+            &[batch(1000, 200)],
+        );
+        let path = dir.path();
+        let mut source = open_source(json!({ "path": path }));
+        let mut batches = Vec::new();
+        while let Some(batch) = source.next_batch(300).unwrap() {
+            batches.push(batch);
+        }
+        let rows: Vec<usize> = batches.iter().map(RecordBatch::num_rows).collect();
+        assert_eq!(rows, [250, 250, 250, 250, 200]);
+        // The first row group's batches are slices of one decoded chunk, one after the other.
+        let address = |batch: &RecordBatch| {
+            batch
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .values()
+                .as_ptr()
+        };
+        for pair in batches[..4].windows(2) {
+            assert_eq!(address(&pair[1]), address(&pair[0]).wrapping_add(250));
+        }
+        let all = concat_batches(&schema(), &batches).unwrap();
+        assert_eq!(all, batch(0, 1200));
     }
 
     #[test]
