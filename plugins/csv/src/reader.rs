@@ -42,11 +42,21 @@ pub(crate) struct Options {
     pub min_window: usize,
     /// The size of a window at most (unless one record is longer).
     pub max_window: usize,
+    /// The text of one batch per thread at most: batches get fewer rows than asked for
+    /// when theirs would be longer (the reader holds up to four windows of such batches).
+    pub max_batches_text: usize,
     /// Chunks per thread in a window.
     pub chunks_per_thread: usize,
 }
 
 impl Options {
+    /// Rows per batch: `max_rows`, or fewer when one batch per thread would hold more than
+    /// `max_batches_text` bytes of text.
+    fn batch_rows(&self, max_rows: usize, record_bytes: usize) -> usize {
+        let fitting = self.max_batches_text / (self.threads.max(1) * record_bytes.max(1));
+        max_rows.min(fitting).max(1)
+    }
+
     /// Bytes per window: about one batch per thread.
     fn window_bytes(&self, batch_rows: usize, record_bytes: usize) -> usize {
         (self.threads.max(1) * batch_rows)
@@ -250,7 +260,7 @@ impl Reader {
     /// The next batch of at most `max_rows` rows.
     pub(crate) fn next_batch(&mut self, max_rows: usize) -> Result<Option<RecordBatch>> {
         let max_rows = max_rows.max(1);
-        self.batch_rows = max_rows;
+        self.batch_rows = self.options.batch_rows(max_rows, self.record_bytes);
         while self.ready.is_empty() && !self.finished {
             self.round();
         }

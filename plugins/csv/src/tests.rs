@@ -772,6 +772,7 @@ fn options(dialect: Dialect, threads: usize, window: usize, chunks: usize, skip:
         skip_bad: skip,
         min_window: window,
         max_window: window,
+        max_batches_text: usize::MAX,
         chunks_per_thread: chunks,
     }
 }
