@@ -6,13 +6,18 @@
 //! integer type, or a dictionary of them; compared as int64) or floats (compared as
 //! float64; `-0.0` is `0.0`). Nulls, and NaN, are missing values: never a category.
 //!
-//! Strings are counted through arrow's dictionary encoding of each batch (hashing each
-//! distinct value of a batch once into the running counts); numbers through a map keyed by
-//! their bits.
+//! Strings of a string array are counted in a map of the batch's own strings (borrowed, not
+//! copied), then each distinct one once into the running counts, and looked up in the
+//! fitted categories one row at a time; a dictionary's values are counted or looked up once
+//! each, and other string types go through arrow's dictionary encoding first. Numbers go
+//! through a map keyed by their bits. String maps hash with foldhash (seeded per map).
 
 use std::collections::HashMap;
 
-use mlpipe_plugin_api::arrow::array::{Array, AsArray, DictionaryArray};
+use foldhash::fast::RandomState;
+use mlpipe_plugin_api::arrow::array::{
+    Array, AsArray, DictionaryArray, GenericStringArray, OffsetSizeTrait,
+};
 use mlpipe_plugin_api::arrow::compute::{CastOptions, cast_with_options};
 use mlpipe_plugin_api::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
 use mlpipe_plugin_api::arrow::util::display::array_value_to_string;
@@ -143,6 +148,9 @@ fn for_each_number(array: &dyn Array, kind: Kind, mut visit: impl FnMut(usize, u
     Ok(())
 }
 
+/// A map keyed by strings.
+type TextMap<K, V> = HashMap<K, V, RandomState>;
+
 /// A string column as a dictionary with int32 keys over Utf8 values (arrow's hashing).
 fn string_dictionary(array: &dyn Array) -> Result<DictionaryArray<Int32Type>> {
     let target = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
@@ -169,7 +177,7 @@ fn count_keys(dictionary: &DictionaryArray<Int32Type>) -> (Vec<u64>, u64) {
 /// How often each category occurs in a column, and how many values are missing.
 pub(crate) struct Counts {
     kind: Kind,
-    text: HashMap<Box<str>, u64>,
+    text: TextMap<Box<str>, u64>,
     numbers: NumberMap<u64>,
     missing: u64,
 }
@@ -179,7 +187,7 @@ impl Counts {
     pub(crate) fn new(kind: Kind) -> Counts {
         Counts {
             kind,
-            text: HashMap::new(),
+            text: TextMap::default(),
             numbers: NumberMap::default(),
             missing: 0,
         }
@@ -226,6 +234,21 @@ impl Counts {
         }
     }
 
+    /// Counts the strings of a string array: each row into a map of the batch's strings,
+    /// then each distinct string once into the totals.
+    fn count_strings<O: OffsetSizeTrait>(&mut self, array: &GenericStringArray<O>) {
+        let mut batch: TextMap<&str, u64> = TextMap::default();
+        for value in array {
+            match value {
+                Some(value) => *batch.entry(value).or_insert(0) += 1,
+                None => self.missing += 1,
+            }
+        }
+        for (value, count) in batch {
+            self.add_text(value, count);
+        }
+    }
+
     fn add_text(&mut self, value: &str, count: u64) {
         match self.text.get_mut(value) {
             Some(total) => *total += count,
@@ -239,6 +262,12 @@ impl Counts {
 impl Stats for Counts {
     fn update(&mut self, array: &dyn Array) -> Result<()> {
         match self.kind {
+            Kind::Text if array.data_type() == &DataType::Utf8 => {
+                self.count_strings(array.as_string::<i32>());
+            }
+            Kind::Text if array.data_type() == &DataType::LargeUtf8 => {
+                self.count_strings(array.as_string::<i64>());
+            }
             Kind::Text => {
                 let dictionary = string_dictionary(array)?;
                 let (counts, missing) = count_keys(&dictionary);
@@ -365,7 +394,7 @@ pub(crate) enum Position {
 /// A fitted list of categories, for looking rows up.
 pub(crate) struct Lookup {
     kind: Kind,
-    text: HashMap<Box<str>, u32>,
+    text: TextMap<Box<str>, u32>,
     numbers: NumberMap<u32>,
     /// The position of the `null` category, when there is one.
     null: Option<u32>,
@@ -378,7 +407,7 @@ impl Lookup {
             .ok_or_else(|| Error::config(format!("a {ty} column cannot hold categories")))?;
         let mut lookup = Lookup {
             kind,
-            text: HashMap::new(),
+            text: TextMap::default(),
             numbers: NumberMap::default(),
             null: None,
         };
@@ -406,6 +435,15 @@ impl Lookup {
     /// there is one).
     pub(crate) fn positions(&self, array: &dyn Array) -> Result<Vec<Position>> {
         let missing = self.null.map_or(Position::Missing, Position::At);
+        match (self.kind, array.data_type()) {
+            (Kind::Text, DataType::Utf8) => {
+                return Ok(self.string_positions(array.as_string::<i32>(), missing));
+            }
+            (Kind::Text, DataType::LargeUtf8) => {
+                return Ok(self.string_positions(array.as_string::<i64>(), missing));
+            }
+            _ => {}
+        }
         let mut positions = vec![missing; array.len()];
         match self.kind {
             Kind::Text => {
@@ -413,13 +451,7 @@ impl Lookup {
                 let values = dictionary.values().as_string::<i32>();
                 let table: Vec<Position> = values
                     .iter()
-                    .map(|value| match value {
-                        None => missing,
-                        Some(value) => self
-                            .text
-                            .get(value)
-                            .map_or(Position::Unknown, |&i| Position::At(i)),
-                    })
+                    .map(|value| self.text_position(value, missing))
                     .collect();
                 let keys = dictionary.keys();
                 for (row, key) in keys.values().iter().enumerate() {
@@ -436,6 +468,29 @@ impl Lookup {
             })?,
         }
         Ok(positions)
+    }
+
+    /// The position of a string (`missing` for a null).
+    fn text_position(&self, value: Option<&str>, missing: Position) -> Position {
+        match value {
+            None => missing,
+            Some(value) => self
+                .text
+                .get(value)
+                .map_or(Position::Unknown, |&i| Position::At(i)),
+        }
+    }
+
+    /// The position of every row of a string array, each looked up in the categories.
+    fn string_positions<O: OffsetSizeTrait>(
+        &self,
+        array: &GenericStringArray<O>,
+        missing: Position,
+    ) -> Vec<Position> {
+        array
+            .iter()
+            .map(|value| self.text_position(value, missing))
+            .collect()
     }
 }
 
@@ -571,6 +626,16 @@ mod tests {
         let err = unknown_error(&array, &positions, "set `unknown_code`");
         assert!(err.message().contains("unknown category `c`"), "{err}");
         assert_eq!(err.rows(), Some(2..3));
+        // Other string types take arrow's dictionary encoding first: the same positions.
+        let values = vec![Some("b"), None, Some("c"), Some("a")];
+        let dictionary: DictionaryArray<Int32Type> = values.iter().copied().collect();
+        for other in [
+            Arc::new(LargeStringArray::from(values.clone())) as ArrayRef,
+            Arc::new(StringViewArray::from(values.clone())),
+            Arc::new(dictionary),
+        ] {
+            assert_eq!(lookup.positions(&other).unwrap(), positions, "{other:?}");
+        }
 
         let numbers = vec![Category::Integer(1), Category::Float(2.5)];
         let lookup = Lookup::new(&numbers, &DataType::Float64).unwrap();
