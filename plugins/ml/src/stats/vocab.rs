@@ -10,7 +10,9 @@
 //! copied), then each distinct one once into the running counts, and looked up in the
 //! fitted categories one row at a time; a dictionary's values are counted or looked up once
 //! each, and other string types go through arrow's dictionary encoding first. Numbers go
-//! through a map keyed by their bits. String maps hash with foldhash (seeded per map).
+//! through a map keyed by their bits. String maps hash with foldhash (seeded per map); a
+//! string of at most 15 bytes is keyed by one 128-bit number ([`ShortText`]), compared
+//! without `memcmp`.
 
 use std::collections::HashMap;
 
@@ -151,6 +153,68 @@ fn for_each_number(array: &dyn Array, kind: Kind, mut visit: impl FnMut(usize, u
 /// A map keyed by strings.
 type TextMap<K, V> = HashMap<K, V, RandomState>;
 
+/// A string of at most [`ShortText::MAX`] bytes as one number: its bytes (little-endian)
+/// and its length in the top byte. Categorical columns mostly hold short strings; keyed by
+/// this, a map compares keys as numbers instead of calling `memcmp` for every row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ShortText(u128);
+
+impl ShortText {
+    const MAX: usize = 15;
+
+    /// The key of `bytes`, when they are short enough.
+    fn new(bytes: &[u8]) -> Option<ShortText> {
+        (bytes.len() <= Self::MAX).then(|| {
+            let mut padded = [0u8; 16];
+            padded[..bytes.len()].copy_from_slice(bytes);
+            padded[15] = bytes.len() as u8;
+            ShortText(u128::from_le_bytes(padded))
+        })
+    }
+
+    /// The key of the `len` bytes at `start` of `data` when 16 bytes can be read from
+    /// there: one unaligned load, masked (the hot path of [`for_each_text`]).
+    fn at(data: &[u8], start: usize, len: usize) -> Option<ShortText> {
+        let window: &[u8; 16] = data.get(start..start + 16)?.try_into().ok()?;
+        (len <= Self::MAX).then(|| {
+            let mask = (1u128 << (8 * len)) - 1;
+            ShortText((u128::from_le_bytes(*window) & mask) | ((len as u128) << 120))
+        })
+    }
+}
+
+/// A row's string: as a [`ShortText`] key when it is short, else as text.
+enum Text<'a> {
+    Short(ShortText),
+    Long(&'a str),
+}
+
+/// Calls `visit(row, text)` for every non-null row of a string array; returns the nulls.
+fn for_each_text<'a, O: OffsetSizeTrait>(
+    array: &'a GenericStringArray<O>,
+    mut visit: impl FnMut(usize, Text<'a>),
+) -> u64 {
+    let (offsets, data) = (array.value_offsets(), array.value_data());
+    let mut nulls = 0;
+    for row in 0..array.len() {
+        if array.is_null(row) {
+            nulls += 1;
+            continue;
+        }
+        let (start, end) = (offsets[row].as_usize(), offsets[row + 1].as_usize());
+        let short =
+            ShortText::at(data, start, end - start).or_else(|| ShortText::new(&data[start..end]));
+        visit(
+            row,
+            match short {
+                Some(key) => Text::Short(key),
+                None => Text::Long(array.value(row)),
+            },
+        );
+    }
+    nulls
+}
+
 /// A string column as a dictionary with int32 keys over Utf8 values (arrow's hashing).
 fn string_dictionary(array: &dyn Array) -> Result<DictionaryArray<Int32Type>> {
     let target = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
@@ -234,17 +298,20 @@ impl Counts {
         }
     }
 
-    /// Counts the strings of a string array: each row into a map of the batch's strings,
-    /// then each distinct string once into the totals.
+    /// Counts the strings of a string array: each row into maps of the batch's strings
+    /// (short ones by their [`ShortText`] key, with a row that holds them), then each
+    /// distinct string once into the totals.
     fn count_strings<O: OffsetSizeTrait>(&mut self, array: &GenericStringArray<O>) {
-        let mut batch: TextMap<&str, u64> = TextMap::default();
-        for value in array {
-            match value {
-                Some(value) => *batch.entry(value).or_insert(0) += 1,
-                None => self.missing += 1,
-            }
+        let mut short: TextMap<ShortText, (u64, usize)> = TextMap::default();
+        let mut long: TextMap<&str, u64> = TextMap::default();
+        self.missing += for_each_text(array, |row, text| match text {
+            Text::Short(key) => short.entry(key).or_insert((0, row)).0 += 1,
+            Text::Long(value) => *long.entry(value).or_insert(0) += 1,
+        });
+        for (count, row) in short.into_values() {
+            self.add_text(array.value(row), count);
         }
-        for (value, count) in batch {
+        for (value, count) in long {
             self.add_text(value, count);
         }
     }
@@ -394,6 +461,8 @@ pub(crate) enum Position {
 /// A fitted list of categories, for looking rows up.
 pub(crate) struct Lookup {
     kind: Kind,
+    /// Strings of at most [`ShortText::MAX`] bytes, and the others.
+    short: TextMap<ShortText, u32>,
     text: TextMap<Box<str>, u32>,
     numbers: NumberMap<u32>,
     /// The position of the `null` category, when there is one.
@@ -407,6 +476,7 @@ impl Lookup {
             .ok_or_else(|| Error::config(format!("a {ty} column cannot hold categories")))?;
         let mut lookup = Lookup {
             kind,
+            short: TextMap::default(),
             text: TextMap::default(),
             numbers: NumberMap::default(),
             null: None,
@@ -415,9 +485,14 @@ impl Lookup {
             let index = index as u32;
             match (category, kind) {
                 (Category::Null, _) => lookup.null = Some(index),
-                (Category::Text(value), Kind::Text) => {
-                    lookup.text.insert(value.as_str().into(), index);
-                }
+                (Category::Text(value), Kind::Text) => match ShortText::new(value.as_bytes()) {
+                    Some(key) => {
+                        lookup.short.insert(key, index);
+                    }
+                    None => {
+                        lookup.text.insert(value.as_str().into(), index);
+                    }
+                },
                 (category, kind) => {
                     let key = category.number_key(kind).ok_or_else(|| {
                         Error::config(format!(
@@ -474,11 +549,20 @@ impl Lookup {
     fn text_position(&self, value: Option<&str>, missing: Position) -> Position {
         match value {
             None => missing,
-            Some(value) => self
-                .text
-                .get(value)
-                .map_or(Position::Unknown, |&i| Position::At(i)),
+            Some(value) => match ShortText::new(value.as_bytes()) {
+                Some(key) => self.position_of(Text::Short(key)),
+                None => self.position_of(Text::Long(value)),
+            },
         }
+    }
+
+    /// The position of a non-null string.
+    fn position_of(&self, text: Text<'_>) -> Position {
+        let found = match text {
+            Text::Short(key) => self.short.get(&key),
+            Text::Long(value) => self.text.get(value),
+        };
+        found.map_or(Position::Unknown, |&i| Position::At(i))
     }
 
     /// The position of every row of a string array, each looked up in the categories.
@@ -487,10 +571,9 @@ impl Lookup {
         array: &GenericStringArray<O>,
         missing: Position,
     ) -> Vec<Position> {
-        array
-            .iter()
-            .map(|value| self.text_position(value, missing))
-            .collect()
+        let mut positions = vec![missing; array.len()];
+        for_each_text(array, |row, text| positions[row] = self.position_of(text));
+        positions
     }
 }
 
@@ -606,6 +689,66 @@ mod tests {
         assert_eq!(infrequent(&[2, 2, 2], None, Some(2)), [true, true, false]);
         assert_eq!(infrequent(&[2, 2], None, Some(1)), [true, true]);
         assert_eq!(infrequent(&[2, 2], None, Some(5)), [false, false]);
+    }
+
+    #[test]
+    fn short_string_keys_are_the_same_loaded_or_copied() {
+        let data: Vec<u8> = (b'a'..=b'z').chain(b'A'..=b'Z').collect();
+        for start in 0..data.len() {
+            for len in 0..=(data.len() - start).min(ShortText::MAX) {
+                let copied = ShortText::new(&data[start..start + len]).unwrap();
+                if let Some(loaded) = ShortText::at(&data, start, len) {
+                    assert_eq!(loaded, copied, "{start} {len}");
+                }
+            }
+        }
+        assert_ne!(ShortText::new(b"a"), ShortText::new(b"a\0"));
+        assert_eq!(ShortText::new(&data[..16]), None);
+    }
+
+    #[test]
+    fn short_and_long_strings_count_and_look_up_alike() {
+        let values = vec![
+            Some(""),
+            Some("a"),
+            Some("fifteen_bytes__"),
+            None,
+            Some("sixteen_bytes___"),
+            Some("a much longer category name"),
+            Some("a"),
+        ];
+        let expected = [
+            Position::At(0),
+            Position::At(1),
+            Position::At(3),
+            Position::Missing,
+            Position::At(4),
+            Position::At(2),
+            Position::At(1),
+        ];
+        for array in [
+            Arc::new(StringArray::from(values.clone())) as ArrayRef,
+            Arc::new(LargeStringArray::from(values.clone())),
+        ] {
+            let mut counts = Counts::new(Kind::Text);
+            counts.update(array.as_ref()).unwrap();
+            assert_eq!(counts.missing(), 1);
+            let sorted = counts.into_sorted();
+            let texts: Vec<(Category, u64)> = [
+                ("", 1),
+                ("a", 2),
+                ("a much longer category name", 1),
+                ("fifteen_bytes__", 1),
+                ("sixteen_bytes___", 1),
+            ]
+            .into_iter()
+            .map(|(v, c)| (Category::Text(v.into()), c))
+            .collect();
+            assert_eq!(sorted, texts);
+            let categories: Vec<Category> = sorted.into_iter().map(|(c, _)| c).collect();
+            let lookup = Lookup::new(&categories, &DataType::Utf8).unwrap();
+            assert_eq!(lookup.positions(array.as_ref()).unwrap(), expected);
+        }
     }
 
     #[test]
