@@ -2,9 +2,9 @@
 //! slices (`RecordBatch::slice`), one of at least half that passes whole, smaller ones are
 //! gathered and concatenated into pooled buffers. Letting the half-size batches through is
 //! what arrow-rs' `BatchCoalescer` does for large batches: a source whose natural batches
-//! (a Parquet row group split evenly, a CSV reader's share of the budget) are a little
-//! smaller than `batch_rows` costs no copy, and the transforms still get batches large
-//! enough to amortise their per-batch cost.
+//! (a Parquet row group split evenly, a CSV reader's batches within its text window) are
+//! a little smaller than `batch_rows` costs no copy, and the transforms still get batches
+//! large enough to amortise their per-batch cost.
 
 use arrow::array::RecordBatch;
 use arrow::error::ArrowError;

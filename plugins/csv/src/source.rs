@@ -33,7 +33,7 @@ const MAX_SAMPLE_BYTES: usize = 256 << 20;
 /// The text of one batch per thread at most. The reader holds up to four windows of that
 /// (one read into, one tokenized, those the batches being decoded take records from): on
 /// the benchmark's 318-byte records and two threads, batches of 65,536 rows made 42 MB
-/// windows and a peak RSS of 277-297 MiB for the standard job; 32 MiB (52,700 rows)
+/// windows and a peak RSS of 274-297 MiB for the standard job; 32 MiB (52,700 rows)
 /// keeps it at 237-245 MiB, as fast.
 const MAX_BATCHES_TEXT: usize = 32 << 20;
 
