@@ -24,6 +24,10 @@ use crate::{half_the_budget, parquet_error};
 /// The accepted values of `compression`, as listed in error messages.
 const COMPRESSIONS: &str = "zstd, snappy, lz4, gzip, none";
 
+/// The zstd levels the sink takes: the usual ones, and zstd's fast levels (no entropy
+/// coding of literals; faster, larger files).
+const ZSTD_LEVELS: &str = "1..=22, or a fast level from -1 down to -131072";
+
 /// The config keys of the `parquet` sink.
 pub(crate) fn keys() -> Vec<ConfigKey> {
     vec![
@@ -42,7 +46,7 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
         ConfigKey::new(
             "compression_level",
             ConfigType::Integer,
-            "the codec's level: zstd 1..=22 (default 1), gzip 0..=10 (default 6)",
+            "the codec's level: zstd 1..=22 (default 1) or a fast level -1 down to -131072 (faster, larger files), gzip 0..=10 (default 6)",
         ),
         ConfigKey::new(
             "overwrite",
@@ -477,9 +481,10 @@ fn parse_compression(name: &str, level: Option<i64>) -> Result<Compression> {
         ("zstd", Some(level)) => i32::try_from(level)
             .ok()
             .and_then(|l| ZstdLevel::try_new(l).ok())
-            .filter(|_| level >= 1)
+            // zstd reads 0 as its default level, 3: a level is asked for by its number.
+            .filter(|_| level != 0)
             .map(Compression::ZSTD)
-            .ok_or_else(|| bad_level("1..=22")),
+            .ok_or_else(|| bad_level(ZSTD_LEVELS)),
         ("gzip", None) => Ok(Compression::GZIP(GzipLevel::default())),
         ("gzip", Some(level)) => u32::try_from(level)
             .ok()
@@ -753,7 +758,13 @@ mod tests {
             write(&path, json!({ "compression_level": level }), &many);
             std::fs::metadata(&path).unwrap().len()
         };
-        assert!(size(19) < size(1), "a higher zstd level compresses more");
+        let (default, fast) = (size(1), size(-5));
+        assert!(size(19) < default, "a higher zstd level compresses more");
+        // A fast level leaves the literals unencoded: a larger file, which reads back.
+        assert!(default < fast, "a fast zstd level compresses less");
+        let mut fast = open_source(json!({ "path": dir.path().join("z-5.parquet") }));
+        let back = read_all(fast.as_mut(), 20_000);
+        assert_eq!(back, batch(0, 20_000));
         let error = |config: serde_json::Value| {
             crate::plugin()
                 .create_sink("parquet", &config)
@@ -762,7 +773,15 @@ mod tests {
                 .to_string()
         };
         let zstd = error(json!({ "path": "x.parquet", "compression_level": 0 }));
-        assert!(zstd.contains("0 is not a zstd level; use 1..=22"), "{zstd}");
+        assert!(
+            zstd.contains("0 is not a zstd level; use 1..=22, or a fast level from -1"),
+            "{zstd}"
+        );
+        let too_fast = error(json!({ "path": "x.parquet", "compression_level": -131073 }));
+        assert!(
+            too_fast.contains("-131073 is not a zstd level"),
+            "{too_fast}"
+        );
         let gzip = error(json!({ "path": "x", "compression": "gzip", "compression_level": 11 }));
         assert!(gzip.contains("use 0..=10"), "{gzip}");
         let snappy = error(json!({ "path": "x", "compression": "snappy", "compression_level": 3 }));
