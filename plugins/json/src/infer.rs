@@ -89,9 +89,10 @@ pub(crate) fn parse_schema(entries: &[String]) -> Result<Layout> {
 
 /// Infers the layout from the first `limit` values of the files (all of them when `None`).
 pub(crate) fn infer(files: &[PathBuf], limit: Option<usize>) -> Result<Layout> {
-    let mut sample = Vec::new();
+    // The rows to infer from, each with the file (its index) and line its value is on.
+    let mut sample: Vec<(Value, usize, u64)> = Vec::new();
     let mut first_kind: Option<(bool, String)> = None;
-    for path in files {
+    for (file_index, path) in files.iter().enumerate() {
         let name = path.display().to_string();
         let file = File::open(path).map_err(|e| Error::io(format!("{name}: cannot open: {e}")))?;
         let mut values = Values::new(BufReader::with_capacity(1 << 16, file));
@@ -118,7 +119,12 @@ pub(crate) fn infer(files: &[PathBuf], limit: Option<usize>) -> Result<Layout> {
                 }
                 Some(_) => {}
             }
-            sample.push(value);
+            let row = if is_object {
+                value
+            } else {
+                Value::Object(Map::from_iter([(VALUE_COLUMN.to_string(), value)]))
+            };
+            sample.push((row, file_index, line));
         }
     }
     let Some((objects, _)) = first_kind else {
@@ -131,30 +137,24 @@ pub(crate) fn infer(files: &[PathBuf], limit: Option<usize>) -> Result<Layout> {
                 .join(", ")
         )));
     };
-    let rows = sample.len();
-    let fail = |e: mlpipe_plugin_api::arrow::error::ArrowError| {
+    // Inference fails at the value that cannot be typed (with the values before it).
+    let mut at = (0, 0);
+    let schema = infer_json_schema_from_iterator(sample.iter().map(|(row, file, line)| {
+        at = (*file, *line);
+        Ok(row)
+    }))
+    .map_err(|e| {
+        let (file, line) = at;
         Error::bad_data(format!(
-            "{}: cannot infer the columns from the first {rows} values: {e}; give them with the `schema` key",
-            files[0].display()
+            "{}:{line}: cannot infer the columns from this value and those before it: {e}; \
+             give them with the `schema` key",
+            files[file].display()
         ))
-    };
-    if objects {
-        let schema = infer_json_schema_from_iterator(sample.iter().map(Ok)).map_err(fail)?;
-        check_names(schema.fields(), &files[0].display().to_string())?;
-        return Ok(Layout {
-            schema: Arc::new(schema),
-            values: false,
-        });
-    }
-    let wrapped = sample.into_iter().map(|value| {
-        let mut row = Map::new();
-        row.insert(VALUE_COLUMN.to_string(), value);
-        Ok(Value::Object(row))
-    });
-    let schema = infer_json_schema_from_iterator(wrapped).map_err(fail)?;
+    })?;
+    check_names(schema.fields(), &files[0].display().to_string())?;
     Ok(Layout {
         schema: Arc::new(schema),
-        values: true,
+        values: !objects,
     })
 }
 

@@ -1,17 +1,19 @@
 //! Unit tests: inference of nested types, values spanning lines, errors naming file:line,
-//! skipping malformed records, explicit schemas, and the sink's round trip.
+//! skipping malformed records, explicit schemas, and the sink's round trip; and a property
+//! test: no damaged file makes the source panic or fail without naming the file and line.
 
 use std::path::Path;
 
 use mlpipe_plugin_api::arrow::array::{Array, AsArray};
 use mlpipe_plugin_api::arrow::compute::concat_batches;
 use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Int64Type};
-use mlpipe_plugin_api::{ErrorKind, RecordBatch, Source};
+use mlpipe_plugin_api::{Error, ErrorKind, RecordBatch, Source};
+use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use crate::plugin;
 
-fn file(dir: &Path, name: &str, text: &str) -> String {
+fn file(dir: &Path, name: &str, text: impl AsRef<[u8]>) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path.to_string_lossy().into_owned()
@@ -183,7 +185,7 @@ fn malformed_records_are_errors_naming_the_line_or_are_skipped() {
     let typed = file(
         dir.path(),
         "typed.ndjson",
-        &text.replace("\"b\": }", "\"b\": \"w\"}"),
+        text.replace("\"b\": }", "\"b\": \"w\"}"),
     );
     let error = error_of(json!({ "path": typed, "schema": schema }), 100);
     assert!(
@@ -208,6 +210,21 @@ fn malformed_records_are_errors_naming_the_line_or_are_skipped() {
             ]
         );
     }
+}
+
+#[test]
+fn a_value_inference_cannot_type_is_named_by_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = file(dir.path(), "1.ndjson", "{\"pos\": {\"x\": 1}}\n");
+    let second = file(dir.path(), "2.ndjson", "{\"pos\": null}\n\n{\"pos\": 3}\n");
+    let error = error_of(json!({ "path": [first, second] }), 10);
+    assert!(
+        error
+            .message()
+            .starts_with(&format!("{second}:3: cannot infer the columns")),
+        "{error}"
+    );
+    assert!(error.message().contains("`schema` key"), "{error}");
 }
 
 #[test]
@@ -330,4 +347,161 @@ fn the_sink_writes_lines_the_source_reads_back() {
         2,
         "in.ndjson and out/"
     );
+}
+
+/// Valid NDJSON files, as their lines and the line end that joins them: nested objects,
+/// lists, nulls, integers, floats and exponents, escapes and a surrogate pair, a BOM, CRLF
+/// line ends, blank lines, a value over several lines, and a file of non-object values.
+/// Keys `post`, `pos1` and `pos2` are one byte away from `pos`, whose values are objects:
+/// a deletion makes a value inference cannot type.
+const ORIGINALS: [(&[&str], &str); 4] = [
+    (
+        &[
+            concat!(
+                "\u{feff}",
+                r#"{"id": 1, "name": "a\"b\\c\n\t\u00e9 é \ud83d\ude00", "score": 0.5, "tags": ["x", "y"], "pos": {"x": 1, "y": null}, "ok": true, "at": "2024-05-01T10:00:00"}"#
+            ),
+            r#"{"id": -2, "name": null, "score": 1e3, "tags": [], "pos": {"x": -0, "y": "up"}, "post": 0, "ok": false}"#,
+            "",
+            r#"{"id": 9007199254740993, "score": -1.25E-7, "tags": null, "pos": null, "post": 7, "at": "2024-05-01"}"#,
+        ],
+        "\n",
+    ),
+    (
+        &[
+            r#"{"id": 4, "post": 1.5,"#,
+            r#" "name": "spread\r\n\/","#,
+            r#" "tags": ["z", null]}"#,
+            "",
+            r#"{"id": 5, "score": 1.5e300, "pos": {"x": 2, "y": ""}, "ok": null}"#,
+            r#"{"id": 6, "post": 3}"#,
+        ],
+        "\r\n",
+    ),
+    (&["[1, 2]", "[]", "null", "[3, -4]"], "\r\n"),
+    (
+        &[
+            r#"{"id": 1, "pos": {"x": 1}}"#,
+            r#"{"id": 2, "pos1": 2}"#,
+            r#"{"id": 3, "pos2": [3]}"#,
+        ],
+        "\n",
+    ),
+];
+
+/// The columns of [`ORIGINALS`]' objects, for reading them with a given schema.
+const SCHEMA: [&str; 7] = [
+    "id: Int64 not null",
+    "name: Utf8",
+    "score: Float64",
+    "tags: List(Utf8)",
+    r#"pos: Struct("x": Int64, "y": Utf8)"#,
+    "ok: Boolean",
+    "at: Timestamp(ms)",
+];
+
+#[test]
+fn the_files_to_damage_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    for (index, (lines, end)) in ORIGINALS.into_iter().enumerate() {
+        let path = file(
+            dir.path(),
+            &format!("{index}.ndjson"),
+            lines.join(end) + end,
+        );
+        // A line that starts with a space continues a value.
+        let rows = lines
+            .iter()
+            .filter(|line| !line.is_empty() && !line.starts_with(' '))
+            .count();
+        let inferred = read_all(open(json!({ "path": path })).as_mut(), 2).unwrap();
+        assert_eq!(inferred.num_rows(), rows, "{index}");
+        // The schema is of objects.
+        if lines[0].contains('{') {
+            let given =
+                read_all(open(json!({ "path": path, "schema": SCHEMA })).as_mut(), 2).unwrap();
+            assert_eq!(given.num_rows(), rows, "{index}");
+        }
+    }
+}
+
+/// A byte to write into a file: any, or one that matters to JSON and to lines.
+fn json_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        any::<u8>(),
+        prop::sample::select(b"{}[]\":,\\\n\r\t 0.e-+tnu\xEF\xBB\xBF".to_vec()),
+    ]
+}
+
+/// Asserts that `error`, from reading the file at `path` of `lines` lines, names the file
+/// and, unless it is about no record, the line.
+fn assert_names_file_and_line(error: &Error, path: &str, lines: usize) {
+    assert_eq!(error.kind(), ErrorKind::BadData, "{error}");
+    let Some(rest) = error.message().strip_prefix(&format!("{path}:")) else {
+        panic!("the error does not start with the file: {error}");
+    };
+    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    match rest[..digits].parse::<usize>() {
+        Ok(line) => assert!(
+            (1..=lines).contains(&line),
+            "line {line} of {lines}: {error}"
+        ),
+        // No record is to blame: there is none, or a key cannot name a column.
+        Err(_) => assert!(
+            rest.contains("no JSON value") || rest.contains("a column name cannot hold"),
+            "the error names no line: {error}"
+        ),
+    }
+}
+
+proptest! {
+    // About 2 s in a release build.
+    #![proptest_config(ProptestConfig::with_cases(5000))]
+
+    /// Damaged files (bytes overwritten, removed or inserted, the end cut off) read with an
+    /// inferred and a given schema, failing and skipping, never make the source panic;
+    /// every error names the file and, when it is about a record, its line; skipping with
+    /// a given schema reads every file to its end.
+    #[test]
+    fn mutated_files_never_panic(
+        original in 0..ORIGINALS.len(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), json_byte(), 0u8..4), 1..4),
+        max_rows in 1usize..5,
+        infer_rows in 0i64..4,
+    ) {
+        let (lines, end) = ORIGINALS[original];
+        let mut bytes = (lines.join(end) + end).into_bytes();
+        for (at, byte, kind) in edits {
+            if bytes.is_empty() {
+                bytes.push(byte);
+                continue;
+            }
+            let i = at.index(bytes.len());
+            match kind {
+                0 => bytes[i] = byte,
+                1 => { bytes.remove(i); }
+                2 => bytes.insert(i, byte),
+                _ => bytes.truncate(i),
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(dir.path(), "damaged.ndjson", &bytes);
+        let lines = bytes.split(|&b| b == b'\n').count();
+        for skip in [false, true] {
+            for given in [false, true] {
+                let on_error = if skip { "skip" } else { "fail" };
+                let mut config = json!({ "path": path, "on_error": on_error, "infer_rows": infer_rows });
+                if given {
+                    config["schema"] = json!(SCHEMA);
+                }
+                let read = plugin()
+                    .create_source("ndjson", &config)
+                    .and_then(|mut source| read_all(source.as_mut(), max_rows));
+                if let Err(error) = read {
+                    assert_names_file_and_line(&error, &path, lines);
+                    prop_assert!(!(skip && given), "skipping with a given schema failed: {error}");
+                }
+            }
+        }
+    }
 }
