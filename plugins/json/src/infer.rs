@@ -30,6 +30,10 @@ pub(crate) struct Layout {
     /// Whether each row is a JSON value of the one column [`VALUE_COLUMN`] (a file of
     /// numbers, arrays or strings) rather than an object with a key per column.
     pub(crate) values: bool,
+    /// Whether the schema was inferred: a column inferred as strings from values of mixed
+    /// kinds (`1`, `"a"`, `true`) then reads its numbers and booleans as their JSON text,
+    /// as inference implied. A given schema is held to strictly.
+    pub(crate) inferred: bool,
 }
 
 /// Refuses column names the Arrow C Data Interface, which carries batches across the
@@ -84,6 +88,7 @@ pub(crate) fn parse_schema(entries: &[String]) -> Result<Layout> {
     Ok(Layout {
         schema: Arc::new(Schema::new(fields)),
         values: false,
+        inferred: false,
     })
 }
 
@@ -155,6 +160,7 @@ pub(crate) fn infer(files: &[PathBuf], limit: Option<usize>) -> Result<Layout> {
     Ok(Layout {
         schema: Arc::new(schema),
         values: !objects,
+        inferred: true,
     })
 }
 

@@ -189,7 +189,10 @@ fn decoder(layout: &Layout, rows: usize) -> Result<Decoder> {
     } else {
         ReaderBuilder::new(layout.schema.clone())
     };
-    Ok(builder.with_batch_size(rows).build_decoder()?)
+    Ok(builder
+        .with_batch_size(rows)
+        .with_coerce_primitive(layout.inferred)
+        .build_decoder()?)
 }
 
 impl Reading {

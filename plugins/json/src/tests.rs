@@ -228,6 +228,33 @@ fn a_value_inference_cannot_type_is_named_by_file_and_line() {
 }
 
 #[test]
+fn a_column_inferred_as_strings_from_mixed_values_reads_them_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(
+        dir.path(),
+        "mixed.ndjson",
+        "{\"a\": 1, \"b\": 2}\n{\"a\": \"x\", \"b\": 3.5}\n{\"a\": true, \"b\": null}\n",
+    );
+    let mut source = open(json!({ "path": path }));
+    let batch = read_all(source.as_mut(), 10).unwrap();
+    let a = batch.column(0).as_string::<i32>();
+    assert_eq!(
+        a.iter().collect::<Vec<_>>(),
+        [Some("1"), Some("x"), Some("true")]
+    );
+    assert_eq!(batch.column(1).data_type(), &DataType::Float64);
+    // A schema given is held to: a number in a string column is an error at its line.
+    let error = error_of(
+        json!({ "path": path, "schema": ["a: Utf8", "b: Float64"] }),
+        10,
+    );
+    assert!(
+        error.message().starts_with(&format!("{path}:1: ")),
+        "{error}"
+    );
+}
+
+#[test]
 fn explicit_schemas_parse_arrow_type_names() {
     let dir = tempfile::tempdir().unwrap();
     let path = file(
