@@ -443,6 +443,49 @@ impl Registry {
         choices: &[ComponentSpec],
         file: &Path,
     ) -> Result<KernelChoice, HostError> {
+        let mut chosen = Vec::new();
+        for (name, spec) in self.kernel_specs(choices, file)? {
+            let (label, provider, config) =
+                self.prepare(ComponentKind::Kernel, &spec, file, Path::new("."))?;
+            let kernel = provider
+                .create_kernel(&label.component, &config)
+                .map_err(|e| {
+                    HostError::Component(format!(
+                        "{}: [{}] cannot create kernel `{}`: {e}",
+                        file.display(),
+                        spec.key,
+                        spec.type_name
+                    ))
+                })?;
+            chosen.push((name, kernel.leak()));
+        }
+        Ok(KernelChoice(Arc::new(chosen)))
+    }
+
+    /// Checks the kernels as [`kernels`](Registry::kernels) chooses them, creating none;
+    /// returns the labels of those `choices` names.
+    pub fn check_kernels(
+        &self,
+        choices: &[ComponentSpec],
+        file: &Path,
+    ) -> Result<Vec<ComponentLabel>, HostError> {
+        let mut labels = Vec::new();
+        for (_, spec) in self.kernel_specs(choices, file)? {
+            let label = self.check(ComponentKind::Kernel, &spec, file)?;
+            if choices.iter().any(|choice| choice.key == spec.key) {
+                labels.push(label);
+            }
+        }
+        Ok(labels)
+    }
+
+    /// Each kernel name any plugin provides, with the implementation that serves it (see
+    /// [`kernels`](Registry::kernels)); a choice naming no provided kernel is an error.
+    fn kernel_specs(
+        &self,
+        choices: &[ComponentSpec],
+        file: &Path,
+    ) -> Result<Vec<(String, ComponentSpec)>, HostError> {
         let mut names: Vec<&str> = self
             .providers
             .iter()
@@ -463,33 +506,22 @@ impl Registry {
                 )));
             }
         }
-        let mut chosen = Vec::new();
-        for name in names {
-            let key = format!("pipeline.kernels.{name}");
-            let spec = match choices.iter().find(|c| c.key == key) {
-                Some(choice) => choice.clone(),
-                None => ComponentSpec {
-                    key,
-                    type_name: self.default_kernel(name)?,
-                    config: serde_json::Value::Object(serde_json::Map::new()),
-                    overridden: Default::default(),
-                },
-            };
-            let (label, provider, config) =
-                self.prepare(ComponentKind::Kernel, &spec, file, Path::new("."))?;
-            let kernel = provider
-                .create_kernel(&label.component, &config)
-                .map_err(|e| {
-                    HostError::Component(format!(
-                        "{}: [{}] cannot create kernel `{}`: {e}",
-                        file.display(),
-                        spec.key,
-                        spec.type_name
-                    ))
-                })?;
-            chosen.push((name.to_string(), kernel.leak()));
-        }
-        Ok(KernelChoice(Arc::new(chosen)))
+        names
+            .into_iter()
+            .map(|name| {
+                let key = format!("pipeline.kernels.{name}");
+                let spec = match choices.iter().find(|c| c.key == key) {
+                    Some(choice) => choice.clone(),
+                    None => ComponentSpec {
+                        key,
+                        type_name: self.default_kernel(name)?,
+                        config: serde_json::Value::Object(serde_json::Map::new()),
+                        overridden: Default::default(),
+                    },
+                };
+                Ok((name.to_string(), spec))
+            })
+            .collect()
     }
 
     /// `plugin/name` of the default implementation of kernel `name`.

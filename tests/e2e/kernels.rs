@@ -66,7 +66,7 @@ fn a_kernel_chosen_in_the_pipeline_replaces_the_standard_one() {
 }
 
 #[test]
-fn a_choice_nobody_provides_is_refused_naming_the_key() {
+fn a_choice_nobody_provides_is_refused_naming_the_key_by_run_and_validate() {
     let dir = temp_dir();
     let pipeline = write_file(
         dir.path(),
@@ -74,20 +74,62 @@ fn a_choice_nobody_provides_is_refused_naming_the_key() {
         "[pipeline.kernels]\nlog2 = \"testkit/log2\"\n\n\
          [source]\ntype = \"testkit/numbers\"\n\n[sink]\ntype = \"testkit/discard\"\n",
     );
-    let output = run_host([
-        "--plugin".as_ref(),
-        testkit().as_os_str(),
-        "run".as_ref(),
-        pipeline.as_os_str(),
-    ]);
-    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    for command in ["run", "validate"] {
+        let output = run_host([
+            "--plugin".as_ref(),
+            testkit().as_os_str(),
+            command.as_ref(),
+            pipeline.as_os_str(),
+        ]);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{command}: {}",
+            describe(&output)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("[pipeline.kernels.log2]: no plugin provides a kernel named `log2`"),
+            "{command}: {stderr}"
+        );
+        assert!(
+            stderr.contains("log1p"),
+            "{command}: the message lists the loaded kernels: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn validate_lists_the_kernels_chosen_and_refuses_an_implementation_nobody_has() {
+    let dir = temp_dir();
+    let validate = |kernels: &str| {
+        let pipeline = write_file(
+            dir.path(),
+            "pipeline.toml",
+            &format!(
+                "[pipeline.kernels]\n{kernels}\n\n\
+                 [source]\ntype = \"testkit/numbers\"\n\n[sink]\ntype = \"testkit/discard\"\n"
+            ),
+        );
+        run_host([
+            "--plugin".as_ref(),
+            testkit().as_os_str(),
+            "validate".as_ref(),
+            pipeline.as_os_str(),
+        ])
+    };
+    let chosen = validate("log1p = \"testkit/log1p\"");
+    assert!(chosen.status.success(), "{}", describe(&chosen));
+    let stdout = String::from_utf8_lossy(&chosen.stdout);
     assert!(
-        stderr.contains("[pipeline.kernels.log2]: no plugin provides a kernel named `log2`"),
-        "{stderr}"
+        stdout.contains("pipeline.kernels.log1p testkit/log1p"),
+        "{stdout}"
     );
+    let missing = validate("log1p = \"nosuch/log1p\"");
+    assert_eq!(missing.status.code(), Some(2), "{}", describe(&missing));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(
-        stderr.contains("log1p"),
-        "the message lists the loaded kernels: {stderr}"
+        stderr.contains("[pipeline.kernels.log1p] type = \"nosuch/log1p\""),
+        "{stderr}"
     );
 }

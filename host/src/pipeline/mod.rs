@@ -258,8 +258,8 @@ impl Pipeline {
         Ok(pipeline)
     }
 
-    /// Checks that every component exists and accepts its config, creating none of them
-    /// and reading no data.
+    /// Checks that every component, and every kernel as `[pipeline.kernels]` chooses it,
+    /// exists and accepts its config, creating none of them and reading no data.
     pub fn validate(
         config: &PipelineConfig,
         registry: &Registry,
@@ -274,6 +274,7 @@ impl Pipeline {
         if let Some(spec) = &config.quarantine {
             labels.push(registry.check(ComponentKind::Sink, spec, file)?);
         }
+        labels.extend(registry.check_kernels(&config.kernels, file)?);
         Ok(labels)
     }
 
