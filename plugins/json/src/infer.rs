@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Fields, Schema};
+use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema};
 use mlpipe_plugin_api::arrow::json::reader::infer_json_schema_from_iterator;
 use mlpipe_plugin_api::{Error, Result, SchemaRef};
 use serde_json::{Map, Value};
@@ -36,22 +36,40 @@ pub(crate) struct Layout {
     pub(crate) inferred: bool,
 }
 
-/// Refuses column names the Arrow C Data Interface, which carries batches across the
-/// plugin boundary as C strings, cannot hold.
-fn check_names(fields: &Fields, context: &str) -> Result<()> {
-    for field in fields {
+/// Why a name holding a NUL character cannot be a column's.
+const NUL_IN_NAME: &str = "contains a NUL character, which a column name cannot hold \
+                           (Arrow's C Data Interface passes names as C strings)";
+
+/// The first name among `fields`, at any depth, holding a NUL character.
+fn name_with_nul(fields: &[FieldRef]) -> Option<&str> {
+    fields.iter().find_map(|field| {
         if field.name().contains('\0') {
-            return Err(Error::bad_data(format!(
-                "{context}: the key {:?} contains a NUL character, which a column name cannot \
-                 hold (Arrow's C Data Interface passes names as C strings)",
-                field.name()
-            )));
+            return Some(field.name().as_str());
         }
-        if let DataType::Struct(children) = field.data_type() {
-            check_names(children, context)?;
+        match field.data_type() {
+            DataType::Struct(children) => name_with_nul(children),
+            DataType::List(child)
+            | DataType::LargeList(child)
+            | DataType::FixedSizeList(child, _)
+            | DataType::Map(child, _) => name_with_nul(std::slice::from_ref(child)),
+            _ => None,
         }
+    })
+}
+
+/// The first key of `value`, at any depth, holding a NUL character.
+fn key_with_nul(value: &Value) -> Option<&str> {
+    match value {
+        Value::Object(map) => map.iter().find_map(|(key, value)| {
+            if key.contains('\0') {
+                Some(key.as_str())
+            } else {
+                key_with_nul(value)
+            }
+        }),
+        Value::Array(items) => items.iter().find_map(key_with_nul),
+        _ => None,
     }
-    Ok(())
 }
 
 /// The schema given as a list of `"name: Type"` entries, `Type` in Arrow's notation
@@ -85,6 +103,12 @@ pub(crate) fn parse_schema(entries: &[String]) -> Result<Layout> {
             Ok(Field::new(name.trim(), data_type, nullable))
         })
         .collect::<Result<Vec<Field>>>()?;
+    let fields = Fields::from(fields);
+    if let Some(name) = name_with_nul(&fields) {
+        return Err(Error::config(format!(
+            "key `schema` of source `ndjson`: the column name {name:?} {NUL_IN_NAME}"
+        )));
+    }
     Ok(Layout {
         schema: Arc::new(Schema::new(fields)),
         values: false,
@@ -108,6 +132,11 @@ pub(crate) fn infer(files: &[PathBuf], limit: Option<usize>) -> Result<Layout> {
             else {
                 break;
             };
+            if let Some(key) = key_with_nul(&value) {
+                return Err(Error::bad_data(format!(
+                    "{name}:{line}: the key {key:?} {NUL_IN_NAME}"
+                )));
+            }
             let is_object = value.is_object();
             match &first_kind {
                 None => first_kind = Some((is_object, format!("{name}:{line}"))),
@@ -156,7 +185,6 @@ pub(crate) fn infer(files: &[PathBuf], limit: Option<usize>) -> Result<Layout> {
             files[file].display()
         ))
     })?;
-    check_names(schema.fields(), &files[0].display().to_string())?;
     Ok(Layout {
         schema: Arc::new(schema),
         values: !objects,
