@@ -11,7 +11,8 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema};
+use mlpipe_plugin_api::arrow::datatypes::{DataType, Field, Schema};
+use mlpipe_plugin_api::arrow::ffi::FFI_ArrowSchema;
 use mlpipe_plugin_api::arrow::json::reader::infer_json_schema_from_iterator;
 use mlpipe_plugin_api::{Error, Result, SchemaRef};
 use serde_json::{Map, Value};
@@ -30,32 +31,17 @@ pub(crate) struct Layout {
     /// Whether each row is a JSON value of the one column [`VALUE_COLUMN`] (a file of
     /// numbers, arrays or strings) rather than an object with a key per column.
     pub(crate) values: bool,
-    /// Whether the schema was inferred: a column inferred as strings from values of mixed
-    /// kinds (`1`, `"a"`, `true`) then reads its numbers and booleans as their JSON text,
-    /// as inference implied. A given schema is held to strictly.
+    /// Whether the schema was inferred: every string column of an inferred schema (nested
+    /// ones too) reads numbers and booleans as their JSON text, past the inference sample
+    /// too — inference makes a column of mixed kinds (`1`, `"a"`, `true`) a string column,
+    /// and a guess from a sample should not fail on the value after it. A given schema is
+    /// held to strictly.
     pub(crate) inferred: bool,
 }
 
 /// Why a name holding a NUL character cannot be a column's.
 const NUL_IN_NAME: &str = "contains a NUL character, which a column name cannot hold \
                            (Arrow's C Data Interface passes names as C strings)";
-
-/// The first name among `fields`, at any depth, holding a NUL character.
-fn name_with_nul(fields: &[FieldRef]) -> Option<&str> {
-    fields.iter().find_map(|field| {
-        if field.name().contains('\0') {
-            return Some(field.name().as_str());
-        }
-        match field.data_type() {
-            DataType::Struct(children) => name_with_nul(children),
-            DataType::List(child)
-            | DataType::LargeList(child)
-            | DataType::FixedSizeList(child, _)
-            | DataType::Map(child, _) => name_with_nul(std::slice::from_ref(child)),
-            _ => None,
-        }
-    })
-}
 
 /// The first key of `value`, at any depth, holding a NUL character.
 fn key_with_nul(value: &Value) -> Option<&str> {
@@ -103,14 +89,17 @@ pub(crate) fn parse_schema(entries: &[String]) -> Result<Layout> {
             Ok(Field::new(name.trim(), data_type, nullable))
         })
         .collect::<Result<Vec<Field>>>()?;
-    let fields = Fields::from(fields);
-    if let Some(name) = name_with_nul(&fields) {
+    let schema = Schema::new(fields);
+    // The schema must cross the plugin boundary as the batches will: checked as it will
+    // be, at any depth of any type (a name holding a NUL character fails here).
+    if let Err(e) = FFI_ArrowSchema::try_from(&schema) {
         return Err(Error::config(format!(
-            "key `schema` of source `ndjson`: the column name {name:?} {NUL_IN_NAME}"
+            "key `schema` of source `ndjson`: these columns cannot cross the plugin boundary \
+             (Arrow's C Data Interface): {e}; a column name cannot hold a NUL character"
         )));
     }
     Ok(Layout {
-        schema: Arc::new(Schema::new(fields)),
+        schema: Arc::new(schema),
         values: false,
         inferred: false,
     })
@@ -290,7 +279,10 @@ impl<R: BufRead> Values<R> {
                     return Err(Error::bad_data("the input ends inside a JSON value"));
                 }
                 Some(Err(e)) => {
-                    self.line += e.line().saturating_sub(1) as u64;
+                    // An error found at a newline (a control character in a string) comes
+                    // at column 0 of the line after it: the newline ends the line before.
+                    let at_newline = usize::from(e.column() == 0);
+                    self.line += (e.line() - at_newline).saturating_sub(1) as u64;
                     // The position serde_json adds is relative to the value; the caller
                     // names the line.
                     let message = e.to_string();

@@ -243,6 +243,12 @@ fn a_column_inferred_as_strings_from_mixed_values_reads_them_as_text() {
         [Some("1"), Some("x"), Some("true")]
     );
     assert_eq!(batch.column(1).data_type(), &DataType::Float64);
+    // Past the values inference read too.
+    let later = file(dir.path(), "later.ndjson", "{\"a\": \"x\"}\n{\"a\": 5}\n");
+    let mut source = open(json!({ "path": later, "infer_rows": 1 }));
+    let batch = read_all(source.as_mut(), 10).unwrap();
+    let a = batch.column(0).as_string::<i32>();
+    assert_eq!(a.iter().collect::<Vec<_>>(), [Some("x"), Some("5")]);
     // A schema given is held to: a number in a string column is an error at its line.
     let error = error_of(
         json!({ "path": path, "schema": ["a: Utf8", "b: Float64"] }),
@@ -271,13 +277,37 @@ fn a_key_holding_nul_is_named_by_file_and_line_or_refused_in_a_schema() {
             .starts_with(&format!("{second}:2: the key \"c\\0\" contains a NUL")),
         "{error}"
     );
-    let given = json!({ "path": first, "schema": ["b: List(Struct(\"c\u{0}\": Int64))"] });
-    let error = error_of(given, 10);
-    assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{error}");
-    assert!(
-        error.message().contains("contains a NUL character"),
-        "{error}"
-    );
+    // A schema given is checked as it will cross the plugin boundary, inside any type.
+    for column in [
+        "b: List(Struct(\"c\u{0}\": Int64))",
+        "b: ListView(Struct(\"c\u{0}\": Int64))",
+    ] {
+        let error = error_of(json!({ "path": first, "schema": [column] }), 10);
+        assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{column}: {error}");
+        assert!(
+            error.message().contains("cannot cross the plugin boundary")
+                && error
+                    .message()
+                    .contains("Null byte at position 1 not allowed in name"),
+            "{column}: {error}"
+        );
+    }
+}
+
+#[test]
+fn a_string_broken_by_a_line_end_is_named_by_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "open.ndjson", "{\"a\": \"x\"}\n{\"a\": \"y\n");
+    for config in [
+        json!({ "path": path }),
+        json!({ "path": path, "schema": ["a: Utf8"] }),
+    ] {
+        let error = error_of(config, 10);
+        assert!(
+            error.message().starts_with(&format!("{path}:2: ")),
+            "{error}"
+        );
+    }
 }
 
 #[test]
@@ -539,7 +569,7 @@ proptest! {
         }
         let dir = tempfile::tempdir().unwrap();
         let path = file(dir.path(), "damaged.ndjson", &bytes);
-        let lines = bytes.split(|&b| b == b'\n').count();
+        let lines = bytes.split(|&b| b == b'\n').count() - usize::from(bytes.ends_with(b"\n"));
         for skip in [false, true] {
             for given in [false, true] {
                 let on_error = if skip { "skip" } else { "fail" };
