@@ -277,6 +277,9 @@ fn parse_settings(pipeline: &Table) -> Result<Settings, String> {
     Ok(settings)
 }
 
+/// The config key of a kernel choice is this followed by the kernel's name.
+pub const KERNELS_KEY: &str = "pipeline.kernels.";
+
 /// `[pipeline.kernels]`: each entry is `name = "plugin/kernel"` or
 /// `name = { type = "plugin/kernel", key = value, ... }`.
 fn parse_kernels(
@@ -286,7 +289,7 @@ fn parse_kernels(
     kernels
         .iter()
         .map(|(name, choice)| {
-            let key = format!("pipeline.kernels.{name}");
+            let key = format!("{KERNELS_KEY}{name}");
             match choice {
                 Value::String(type_name) => Ok(ComponentSpec {
                     key,

@@ -74,7 +74,7 @@ enum Command {
         #[arg(long, short, value_name = "FILE")]
         output: PathBuf,
     },
-    /// Check a pipeline file and its components without reading any data.
+    /// Check a pipeline file, its components and kernels without reading any data.
     #[command(after_help = format!("Example:\n  mlpipe-host validate examples/quickstart.toml\n\n{EXIT_CODES}"))]
     Validate(PipelineArgs),
     /// List or describe the loaded plugins.
@@ -152,9 +152,10 @@ fn run(cli: &Cli) -> Result<(), HostError> {
             let config = PipelineConfig::load(&args.pipeline, &args.set)?;
             let labels = Pipeline::validate(&config, &registry)?;
             println!("{}: ok", config.file.display());
+            let width = labels.iter().map(|l| l.stage.len()).max().unwrap_or(0);
             for label in labels {
                 println!(
-                    "  {:<14} {}/{}",
+                    "  {:<width$}  {}/{}",
                     label.stage,
                     label.plugin.as_deref().unwrap_or("-"),
                     label.component

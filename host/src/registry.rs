@@ -12,7 +12,7 @@ use mlpipe_plugin_api::{
 
 use mlpipe_plugin_api::Result as ApiResult;
 
-use crate::config::ComponentSpec;
+use crate::config::{ComponentSpec, KERNELS_KEY};
 use crate::error::HostError;
 use crate::loader::{self, PluginSearch};
 use crate::pipeline::{SourceFactory, SourceStage, TransformFactory, TransformStage};
@@ -119,6 +119,14 @@ impl ComponentLabel {
             plugin: None,
         }
     }
+}
+
+/// A kernel name and the implementation that serves it.
+struct KernelSpec {
+    name: String,
+    spec: ComponentSpec,
+    /// Whether `[pipeline.kernels]` chose it (else it is the default).
+    chosen: bool,
 }
 
 /// The kernels a pipeline resolved: each name with the implementation chosen for it.
@@ -444,35 +452,31 @@ impl Registry {
         file: &Path,
     ) -> Result<KernelChoice, HostError> {
         let mut chosen = Vec::new();
-        for (name, spec) in self.kernel_specs(choices, file)? {
-            let (label, provider, config) =
-                self.prepare(ComponentKind::Kernel, &spec, file, Path::new("."))?;
-            let kernel = provider
-                .create_kernel(&label.component, &config)
-                .map_err(|e| {
-                    HostError::Component(format!(
-                        "{}: [{}] cannot create kernel `{}`: {e}",
-                        file.display(),
-                        spec.key,
-                        spec.type_name
-                    ))
-                })?;
-            chosen.push((name, kernel.leak()));
+        for kernel in self.kernel_specs(choices, file)? {
+            let (_, made) = self.create(
+                ComponentKind::Kernel,
+                &kernel.spec,
+                file,
+                Path::new("."),
+                |provider, name, config| provider.create_kernel(name, config).map(Box::new),
+            )?;
+            chosen.push((kernel.name, made.leak()));
         }
         Ok(KernelChoice(Arc::new(chosen)))
     }
 
-    /// Checks the kernels as [`kernels`](Registry::kernels) chooses them, creating none;
-    /// returns the labels of those `choices` names.
+    /// Checks the kernels as [`kernels`](Registry::kernels) chooses them, creating none:
+    /// returns a label for each kernel `[pipeline.kernels]` names (the defaults are
+    /// checked, not listed).
     pub fn check_kernels(
         &self,
         choices: &[ComponentSpec],
         file: &Path,
     ) -> Result<Vec<ComponentLabel>, HostError> {
         let mut labels = Vec::new();
-        for (_, spec) in self.kernel_specs(choices, file)? {
-            let label = self.check(ComponentKind::Kernel, &spec, file)?;
-            if choices.iter().any(|choice| choice.key == spec.key) {
+        for kernel in self.kernel_specs(choices, file)? {
+            let label = self.check(ComponentKind::Kernel, &kernel.spec, file)?;
+            if kernel.chosen {
                 labels.push(label);
             }
         }
@@ -485,7 +489,7 @@ impl Registry {
         &self,
         choices: &[ComponentSpec],
         file: &Path,
-    ) -> Result<Vec<(String, ComponentSpec)>, HostError> {
+    ) -> Result<Vec<KernelSpec>, HostError> {
         let mut names: Vec<&str> = self
             .providers
             .iter()
@@ -496,7 +500,7 @@ impl Registry {
         names.sort_unstable();
         names.dedup();
         for choice in choices {
-            let name = choice.key.trim_start_matches("pipeline.kernels.");
+            let name = choice.key.strip_prefix(KERNELS_KEY).unwrap_or(&choice.key);
             if !names.contains(&name) {
                 return Err(HostError::Component(format!(
                     "{}: [{}]: no plugin provides a kernel named `{name}`; loaded kernels: {}",
@@ -509,23 +513,30 @@ impl Registry {
         names
             .into_iter()
             .map(|name| {
-                let key = format!("pipeline.kernels.{name}");
-                let spec = match choices.iter().find(|c| c.key == key) {
-                    Some(choice) => choice.clone(),
-                    None => ComponentSpec {
-                        key,
-                        type_name: self.default_kernel(name)?,
-                        config: serde_json::Value::Object(serde_json::Map::new()),
-                        overridden: Default::default(),
-                    },
+                let key = format!("{KERNELS_KEY}{name}");
+                let (spec, chosen) = match choices.iter().find(|c| c.key == key) {
+                    Some(choice) => (choice.clone(), true),
+                    None => {
+                        let spec = ComponentSpec {
+                            type_name: self.default_kernel(name, &key, file)?,
+                            key,
+                            config: serde_json::Value::Object(serde_json::Map::new()),
+                            overridden: Default::default(),
+                        };
+                        (spec, false)
+                    }
                 };
-                Ok((name.to_string(), spec))
+                Ok(KernelSpec {
+                    name: name.to_string(),
+                    spec,
+                    chosen,
+                })
             })
             .collect()
     }
 
-    /// `plugin/name` of the default implementation of kernel `name`.
-    fn default_kernel(&self, name: &str) -> Result<String, HostError> {
+    /// `plugin/name` of the default implementation of kernel `name` (config key `key`).
+    fn default_kernel(&self, name: &str, key: &str, file: &Path) -> Result<String, HostError> {
         let providers: Vec<&(Manifest, Arc<Provider>)> = self
             .providers
             .iter()
@@ -535,8 +546,9 @@ impl Registry {
         match (providers.as_slice(), standard.as_slice()) {
             ([(m, _)], _) | (_, [(m, _)]) => Ok(format!("{}/{name}", m.name)),
             _ => Err(HostError::Component(format!(
-                "kernel `{name}` is provided by {}; choose one in the pipeline file: \
-                 [pipeline.kernels] {name} = \"plugin/{name}\"",
+                "{}: [{key}]: kernel `{name}` is provided by {}; choose one in the pipeline \
+                 file: [pipeline.kernels] {name} = \"plugin/{name}\"",
+                file.display(),
                 providers
                     .iter()
                     .map(|(m, _)| format!("`{}/{name}`", m.name))

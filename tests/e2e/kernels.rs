@@ -100,9 +100,9 @@ fn a_choice_nobody_provides_is_refused_naming_the_key_by_run_and_validate() {
 }
 
 #[test]
-fn validate_lists_the_kernels_chosen_and_refuses_an_implementation_nobody_has() {
+fn validate_lists_the_kernels_chosen_and_refuses_what_run_refuses() {
     let dir = temp_dir();
-    let validate = |kernels: &str| {
+    let host = |command: &str, kernels: &str| {
         let pipeline = write_file(
             dir.path(),
             "pipeline.toml",
@@ -111,25 +111,58 @@ fn validate_lists_the_kernels_chosen_and_refuses_an_implementation_nobody_has() 
                  [source]\ntype = \"testkit/numbers\"\n\n[sink]\ntype = \"testkit/discard\"\n"
             ),
         );
-        run_host([
+        let output = run_host([
             "--plugin".as_ref(),
             testkit().as_os_str(),
-            "validate".as_ref(),
+            command.as_ref(),
             pipeline.as_os_str(),
-        ])
+        ]);
+        (pipeline, output)
     };
-    let chosen = validate("log1p = \"testkit/log1p\"");
+    let (pipeline, chosen) = host("validate", "log1p = \"testkit/log1p\"");
     assert!(chosen.status.success(), "{}", describe(&chosen));
     let stdout = String::from_utf8_lossy(&chosen.stdout);
-    assert!(
-        stdout.contains("pipeline.kernels.log1p testkit/log1p"),
-        "{stdout}"
+    let lines: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    let header = format!("{}:", pipeline.display());
+    // The kernels left to their defaults are checked, not listed.
+    assert_eq!(
+        lines,
+        [
+            vec![header.as_str(), "ok"],
+            vec!["source", "testkit/numbers"],
+            vec!["sink", "testkit/discard"],
+            vec!["pipeline.kernels.log1p", "testkit/log1p"],
+        ]
     );
-    let missing = validate("log1p = \"nosuch/log1p\"");
-    assert_eq!(missing.status.code(), Some(2), "{}", describe(&missing));
-    let stderr = String::from_utf8_lossy(&missing.stderr);
-    assert!(
-        stderr.contains("[pipeline.kernels.log1p] type = \"nosuch/log1p\""),
-        "{stderr}"
-    );
+    let refused = [
+        (
+            "log1p = \"nosuch/log1p\"",
+            "[pipeline.kernels.log1p] type = \"nosuch/log1p\"",
+        ),
+        (
+            "log1p = { type = \"testkit/log1p\", shfit = 5.0 }",
+            "unknown key `shfit` for kernel `log1p`",
+        ),
+        // A quoted key is not a way around the check of the name.
+        (
+            "\"pipeline.kernels.log1p\" = \"nosuch/log1p\"",
+            "no plugin provides a kernel named `pipeline.kernels.log1p`",
+        ),
+    ];
+    for (kernels, expected) in refused {
+        for command in ["validate", "run"] {
+            let (_, output) = host(command, kernels);
+            assert_eq!(
+                output.status.code(),
+                Some(2),
+                "{command} {kernels}: {}",
+                describe(&output)
+            );
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains(expected), "{command} {kernels}: {stderr}");
+        }
+    }
 }

@@ -267,6 +267,8 @@ impl Pipeline {
         use mlpipe_plugin_api::ComponentKind;
         let file = config.file.as_path();
         let mut labels = vec![registry.check(ComponentKind::Source, &config.source, file)?];
+        // Checked where `from_config` meets them (the same first error), listed last.
+        let kernels = registry.check_kernels(&config.kernels, file)?;
         for spec in &config.transforms {
             labels.push(registry.check(ComponentKind::Transform, spec, file)?);
         }
@@ -274,7 +276,7 @@ impl Pipeline {
         if let Some(spec) = &config.quarantine {
             labels.push(registry.check(ComponentKind::Sink, spec, file)?);
         }
-        labels.extend(registry.check_kernels(&config.kernels, file)?);
+        labels.extend(kernels);
         Ok(labels)
     }
 
