@@ -46,7 +46,9 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
         ConfigKey::new(
             "compression_level",
             ConfigType::Integer,
-            "the codec's level: zstd 1..=22 (default 1) or a fast level -1 down to -131072 (faster, larger files), gzip 0..=10 (default 6)",
+            format!(
+                "the codec's level (default: zstd 1, gzip 6): zstd {ZSTD_LEVELS} (faster, larger files), gzip 0..=10"
+            ),
         ),
         ConfigKey::new(
             "overwrite",
@@ -758,13 +760,26 @@ mod tests {
             write(&path, json!({ "compression_level": level }), &many);
             std::fs::metadata(&path).unwrap().len()
         };
-        let (default, fast) = (size(1), size(-5));
-        assert!(size(19) < default, "a higher zstd level compresses more");
+        let (default_size, fast_size) = (size(1), size(-5));
+        assert!(
+            size(19) < default_size,
+            "a higher zstd level compresses more"
+        );
         // A fast level leaves the literals unencoded: a larger file, which reads back.
-        assert!(default < fast, "a fast zstd level compresses less");
+        assert!(
+            default_size < fast_size,
+            "a fast zstd level compresses less"
+        );
         let mut fast = open_source(json!({ "path": dir.path().join("z-5.parquet") }));
         let back = read_all(fast.as_mut(), 20_000);
         assert_eq!(back, batch(0, 20_000));
+        for level in [22, -1, -131_072] {
+            let config = json!({ "path": "x.parquet", "compression_level": level });
+            assert!(
+                crate::plugin().create_sink("parquet", &config).is_ok(),
+                "{level}"
+            );
+        }
         let error = |config: serde_json::Value| {
             crate::plugin()
                 .create_sink("parquet", &config)
