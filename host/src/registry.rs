@@ -509,6 +509,7 @@ impl Registry {
                     names.join(", ")
                 )));
             }
+            self.check_signature(name, choice, file)?;
         }
         names
             .into_iter()
@@ -533,6 +534,50 @@ impl Registry {
                 })
             })
             .collect()
+    }
+
+    /// Refuses a choice for kernel `name` whose implementation declares another signature
+    /// than the kernels of that name: the transforms would call it with the wrong
+    /// arguments. An implementation that does not resolve is left to `prepare` to report.
+    fn check_signature(
+        &self,
+        name: &str,
+        choice: &ComponentSpec,
+        file: &Path,
+    ) -> Result<(), HostError> {
+        let Ok((_, _, chosen)) = self.resolve(ComponentKind::Kernel, &choice.type_name) else {
+            return Ok(());
+        };
+        let mut expected: Vec<&Option<String>> = self
+            .providers
+            .iter()
+            .filter_map(|(m, _)| m.component(ComponentKind::Kernel, name))
+            .map(|info| &info.signature)
+            .collect();
+        expected.sort();
+        expected.dedup();
+        if expected.contains(&&chosen.signature) {
+            return Ok(());
+        }
+        let shown = |signature: &Option<String>| {
+            signature
+                .as_deref()
+                .map_or("none declared".to_string(), |s| format!("`{s}`"))
+        };
+        Err(HostError::Component(format!(
+            "{}: [{}] type = \"{}\": kernel `{name}` is called as {}, but `{}` has the \
+             signature {}; choose an implementation of `{name}`",
+            file.display(),
+            choice.key,
+            choice.type_name,
+            expected
+                .iter()
+                .map(|s| shown(s))
+                .collect::<Vec<_>>()
+                .join(" or "),
+            choice.type_name,
+            shown(&chosen.signature)
+        )))
     }
 
     /// `plugin/name` of the default implementation of kernel `name` (config key `key`).

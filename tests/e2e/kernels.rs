@@ -146,6 +146,11 @@ fn validate_lists_the_kernels_chosen_and_refuses_what_run_refuses() {
             "log1p = { type = \"testkit/log1p\", shfit = 5.0 }",
             "unknown key `shfit` for kernel `log1p`",
         ),
+        // An implementation of another kernel: the transforms would call it wrongly.
+        (
+            "log1p = \"simd/clip\"",
+            "kernel `log1p` is called as `(x: T) -> T",
+        ),
         // A quoted key is not a way around the check of the name.
         (
             "\"pipeline.kernels.log1p\" = \"nosuch/log1p\"",
