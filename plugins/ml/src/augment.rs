@@ -102,6 +102,11 @@ struct Plan {
     output: SchemaRef,
 }
 
+/// The draw `random_mask` takes: `gaussian_noise` takes draws 0 and 1 (Box-Muller), so
+/// the two draw apart even with the same seed, epoch and key — masking must not pick the
+/// rows by their noise.
+const MASK_DRAW: u64 = 2;
+
 impl Augment {
     fn new(config: &Config, name: &'static str, effect: Effect) -> Result<Augment> {
         let seed: u64 = config.require("seed")?;
@@ -201,7 +206,7 @@ impl Augment {
             Effect::Mask { rate, value } => {
                 let mask = BooleanArray::from(
                     rows.iter()
-                        .map(|&row| stream.uniform(row, word, 0) < rate)
+                        .map(|&row| stream.uniform(row, word, MASK_DRAW) < rate)
                         .collect::<Vec<_>>(),
                 );
                 let masked = mask.true_count() as u64;
@@ -361,6 +366,19 @@ mod tests {
         let other_epoch = json!({"columns": ["x"], "std": 0.5, "key": "id", "seed": 3, "epoch": 1});
         let mut t = make("gaussian_noise", &other_epoch);
         assert_ne!(values(&transform(&mut *t, batch(10)), 1), x[..10]);
+    }
+
+    #[test]
+    fn noise_and_mask_with_the_same_seed_draw_apart() {
+        let noise = json!({"columns": ["x"], "std": 1.0, "key": "id"});
+        let noisy = transform(&mut *make("gaussian_noise", &noise), batch(40_000));
+        let mask = json!({"columns": ["x"], "rate": 0.5, "key": "id"});
+        let masked = transform(&mut *make("random_mask", &mask), noisy);
+        let x = masked.column(1).as_primitive::<Float64Type>();
+        // |z| averages sqrt(2/π) ≈ 0.798 over the rows the mask keeps, as over all rows.
+        let kept: Vec<f64> = x.iter().flatten().map(|v| (v - 1.0).abs()).collect();
+        let mean = kept.iter().sum::<f64>() / kept.len() as f64;
+        assert!((mean - 0.798).abs() < 0.03, "{mean} over {} rows", kept.len());
     }
 
     #[test]
