@@ -70,7 +70,15 @@ impl Layout {
             let index = column_index(schema, name, "features")?;
             let (columns_width, is_list) = match schema.field(index).data_type() {
                 DataType::FixedSizeList(item, size) if item.data_type().is_numeric() => {
-                    (usize::try_from(*size).unwrap_or(0), true)
+                    match usize::try_from(*size) {
+                        Ok(size) if size > 0 => (size, true),
+                        _ => {
+                            return Err(Error::config(format!(
+                                "key `features`: column `{name}` is a list of {size} values; a \
+                                 feature needs at least one (drop the column)"
+                            )));
+                        }
+                    }
                 }
                 data_type if data_type.is_numeric() => (1, false),
                 other => {

@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mlpipe_plugin_api::{Error, Result};
 
+/// The index a tensor sink's output holds.
+pub(crate) const INDEX_FILE: &str = "index.json";
+
 /// Distinguishes the temporary directories of several outputs of one process.
 static TEMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -39,7 +42,7 @@ impl PendingDir {
                      or choose another `path`"
                 )));
             }
-            Ok(_) => {}
+            Ok(_) => check_replaceable(path)?,
             Err(e) if e.kind() == IoErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(format!("{shown}: cannot check the output: {e}"))),
         }
@@ -77,6 +80,7 @@ impl PendingDir {
                 )));
             }
             Ok(_) => {
+                check_replaceable(&self.path)?;
                 let old = sibling(&self.path, "old")?;
                 fs::rename(&self.path, &old).map_err(|e| {
                     Error::io(format!("{shown}: cannot move the old output aside: {e}"))
@@ -85,12 +89,22 @@ impl PendingDir {
             }
             Err(_) => None,
         };
-        fs::rename(&temp, &self.path).map_err(|e| {
-            Error::io(format!(
+        if let Err(e) = fs::rename(&temp, &self.path) {
+            // The old output goes back where it was: a failed run leaves `path` as it found it.
+            let mut message = format!(
                 "{shown}: cannot move the finished directory {} into place: {e}",
                 temp.display()
-            ))
-        })?;
+            );
+            if let Some(old) = &old
+                && let Err(restore) = fs::rename(old, &self.path)
+            {
+                message += &format!(
+                    "; the old output could not be moved back ({restore}): it is at {}",
+                    old.display()
+                );
+            }
+            return Err(Error::io(message));
+        }
         self.temp = None;
         if let Some(old) = old {
             fs::remove_dir_all(&old).map_err(|e| {
@@ -139,6 +153,26 @@ fn sibling(path: &Path, what: &str) -> Result<PathBuf> {
     )))
 }
 
+/// Refuses to replace a directory that is neither empty nor a tensor sink's output (with
+/// its `index.json`): `overwrite` must not delete a tree that a mistyped `path` names.
+fn check_replaceable(path: &Path) -> Result<()> {
+    let shown = path.display();
+    let cannot_read = |e: std::io::Error| Error::io(format!("{shown}: cannot read: {e}"));
+    let empty = fs::read_dir(path).map_err(cannot_read)?.next().is_none();
+    let index = fs::read_to_string(path.join(INDEX_FILE)).ok();
+    let ours = index
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .is_some_and(|index| index.get("format_version").is_some());
+    if empty || ours {
+        return Ok(());
+    }
+    Err(Error::config(format!(
+        "{shown} exists and is not a tensor sink's output (no {INDEX_FILE} with a \
+         format_version); `overwrite` replaces only such a directory or an empty one: \
+         choose another `path`, or move the directory away"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,8 +197,9 @@ mod tests {
 
         let pending = PendingDir::create(&path, false).unwrap();
         fs::write(pending.dir().join("a"), "2").unwrap();
+        fs::write(pending.dir().join(INDEX_FILE), r#"{"format_version": 1}"#).unwrap();
         pending.commit().unwrap();
-        assert_eq!(entries(&path), ["a"]);
+        assert_eq!(entries(&path), ["a", INDEX_FILE]);
 
         let error = PendingDir::create(&path, false).unwrap_err();
         assert!(error.message().contains("overwrite = true"), "{error}");
@@ -173,6 +208,34 @@ mod tests {
         pending.commit().unwrap();
         assert_eq!(entries(&path), ["b"]);
         assert_eq!(entries(root.path()), ["out"]);
+    }
+
+    #[test]
+    fn overwrite_replaces_only_an_empty_directory_or_a_tensor_output() {
+        let root = tempfile::tempdir().unwrap();
+        let mistyped = root.path().join("data");
+        fs::create_dir_all(mistyped.join("sub")).unwrap();
+        fs::write(mistyped.join("sub").join("thesis.txt"), "years").unwrap();
+        let error = PendingDir::create(&mistyped, true).unwrap_err();
+        assert!(
+            error.message().contains("is not a tensor sink's output"),
+            "{error}"
+        );
+        assert_eq!(entries(&mistyped.join("sub")), ["thesis.txt"]);
+        // Not even when it turns foreign while the run writes.
+        let empty = root.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        let pending = PendingDir::create(&empty, true).unwrap();
+        fs::write(empty.join("notes"), "kept").unwrap();
+        assert!(pending.commit().is_err());
+        assert_eq!(entries(&empty), ["notes"]);
+        let pending = PendingDir::create(&empty, true);
+        assert!(pending.is_err());
+        fs::remove_file(empty.join("notes")).unwrap();
+        let pending = PendingDir::create(&empty, true).unwrap();
+        fs::write(pending.dir().join("c"), "4").unwrap();
+        pending.commit().unwrap();
+        assert_eq!(entries(&empty), ["c"]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::layout::Layout;
 use crate::npy;
-use crate::output_dir::PendingDir;
+use crate::output_dir::{INDEX_FILE, PendingDir};
 
 /// The config keys of the sink.
 pub(crate) fn keys() -> Vec<ConfigKey> {
@@ -52,7 +52,7 @@ pub(crate) fn keys() -> Vec<ConfigKey> {
             ConfigType::Float,
             "the value of null features (without it a null feature is an error)",
         ),
-        ConfigKey::new("overwrite", ConfigType::Boolean, "replace an existing output directory")
+        ConfigKey::new("overwrite", ConfigType::Boolean, "replace an existing output directory (an empty one, or a tensor sink's output)")
             .default(false),
     ]
 }
@@ -313,7 +313,7 @@ impl Sink for TensorSink {
             .ok_or_else(|| Error::internal("tensor sink: flushed before `begin`"))?;
         let index = serde_json::to_vec_pretty(&self.index()?)
             .map_err(|e| Error::internal(e.to_string()))?;
-        let path = output.dir().join("index.json");
+        let path = output.dir().join(INDEX_FILE);
         std::fs::write(&path, index)
             .and_then(|()| std::fs::File::open(&path)?.sync_all())
             .map_err(|e| Error::io(format!("{}: cannot write: {e}", path.display())))?;

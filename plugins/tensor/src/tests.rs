@@ -235,4 +235,12 @@ fn bad_configs_and_columns_are_errors_that_say_what_to_do() {
         assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{config}");
         assert!(error.message().contains(message), "{config}: {error}");
     }
+    // A list of no values is no feature (it once panicked splitting rows into chunks of 0).
+    let item = Arc::new(Field::new("item", DataType::Float32, true));
+    let values = Arc::new(Float32Array::from(Vec::<f32>::new()));
+    let empty = FixedSizeListArray::try_new_with_length(item, 0, values, None, 2).unwrap();
+    let with_empty = RecordBatch::try_from_iter([("e", Arc::new(empty) as ArrayRef)]).unwrap();
+    let error = run(json!({ "path": out, "features": ["e"] }), &[with_empty]).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidConfig, "{error}");
+    assert!(error.message().contains("a list of 0 values"), "{error}");
 }
