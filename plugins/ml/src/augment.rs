@@ -378,7 +378,11 @@ mod tests {
         // |z| averages sqrt(2/π) ≈ 0.798 over the rows the mask keeps, as over all rows.
         let kept: Vec<f64> = x.iter().flatten().map(|v| (v - 1.0).abs()).collect();
         let mean = kept.iter().sum::<f64>() / kept.len() as f64;
-        assert!((mean - 0.798).abs() < 0.03, "{mean} over {} rows", kept.len());
+        assert!(
+            (mean - 0.798).abs() < 0.03,
+            "{mean} over {} rows",
+            kept.len()
+        );
     }
 
     #[test]

@@ -14,13 +14,14 @@
 //!
 //! How values are hashed (row keys): a string hashes its UTF-8 bytes; an integer hashes the
 //! 8 little-endian bytes of its value as a 64-bit two's complement integer (every integer
-//! type is widened to int64 first, so `7u8` and `7i64` hash alike).
+//! type is widened to int64 first, so `7u8` and `7i64` hash alike; a uint64 at or above
+//! 2^63 hashes its own 8 bytes, those of the int64 with the same bits).
 
 use std::hash::{BuildHasherDefault, Hasher};
 
-use mlpipe_plugin_api::arrow::array::{Array, AsArray};
+use mlpipe_plugin_api::arrow::array::{Array, AsArray, Int64Array};
 use mlpipe_plugin_api::arrow::compute::{CastOptions, cast_with_options};
-use mlpipe_plugin_api::arrow::datatypes::{DataType, Int64Type};
+use mlpipe_plugin_api::arrow::datatypes::{DataType, Int64Type, UInt64Type};
 use mlpipe_plugin_api::{Error, Result};
 
 use crate::columns::Accepts;
@@ -155,23 +156,16 @@ pub(crate) fn for_each_key_hash<H: Copy>(
     hash_bytes: impl Fn(&[u8]) -> H,
     mut visit: impl FnMut(usize, H),
 ) -> Result<()> {
-    let strings = match array.data_type() {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => None,
-        DataType::Dictionary(_, values) if values.is_integer() => Some(false),
-        DataType::Dictionary(..) => Some(true),
-        other if other.is_integer() => Some(false),
-        other => {
-            return Err(Error::config(format!(
-                "a key column must hold strings or integers, not {other}"
-            )));
-        }
+    let values = match array.data_type() {
+        DataType::Dictionary(_, values) => values.as_ref(),
+        other => other,
     };
     let options = CastOptions {
         safe: false,
         ..Default::default()
     };
-    match strings {
-        None | Some(true) => {
+    match values {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             let text = cast_with_options(array, &DataType::Utf8, &options)?;
             for (row, value) in text.as_string::<i32>().iter().enumerate() {
                 if let Some(value) = value {
@@ -179,13 +173,28 @@ pub(crate) fn for_each_key_hash<H: Copy>(
                 }
             }
         }
-        Some(false) => {
-            let ints = cast_with_options(array, &DataType::Int64, &options)?;
-            for (row, value) in ints.as_primitive::<Int64Type>().iter().enumerate() {
+        integer if integer.is_integer() => {
+            let ints: Int64Array = if *integer == DataType::UInt64 {
+                // The same bits: a uint64 at or above 2^63 hashes as the int64 they make.
+                cast_with_options(array, &DataType::UInt64, &options)?
+                    .as_primitive::<UInt64Type>()
+                    .unary(|value| value as i64)
+            } else {
+                cast_with_options(array, &DataType::Int64, &options)?
+                    .as_primitive::<Int64Type>()
+                    .clone()
+            };
+            for (row, value) in ints.iter().enumerate() {
                 if let Some(value) = value {
                     visit(row, hash_bytes(&value.to_le_bytes()));
                 }
             }
+        }
+        _ => {
+            return Err(Error::config(format!(
+                "a key column must hold strings or integers, not {}",
+                array.data_type()
+            )));
         }
     }
     Ok(())
@@ -280,5 +289,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(text, [613_153_351]);
+    }
+
+    #[test]
+    fn a_uint64_key_hashes_the_bits_of_the_int64_alike() {
+        use mlpipe_plugin_api::arrow::array::{Float64Array, Int64Array, UInt64Array};
+        let hashes = |array: &dyn Array| {
+            let mut hashes = Vec::new();
+            for_each_key_hash(array, |b| murmur3_32(b, 0), |_, h| hashes.push(h)).unwrap();
+            hashes
+        };
+        let unsigned = UInt64Array::from(vec![7, u64::MAX, 1 << 63]);
+        let signed = Int64Array::from(vec![7, -1, i64::MIN]);
+        assert_eq!(hashes(&unsigned), hashes(&signed));
+        let floats = Float64Array::from(vec![1.0]);
+        let error = for_each_key_hash(&floats, |b| murmur3_32(b, 0), |_, _| ()).unwrap_err();
+        assert!(
+            error.message().contains("strings or integers, not Float64"),
+            "{error}"
+        );
     }
 }

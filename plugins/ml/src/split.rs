@@ -32,6 +32,9 @@ use crate::hashing::{KEYS, for_each_key_hash, murmur3_128};
 
 const NAME: &str = "split";
 
+/// Parts at most: the part column is a dictionary with int8 keys.
+const MAX_PARTS: usize = i8::MAX as usize + 1;
+
 /// The config keys of `split`.
 pub(crate) fn keys() -> Vec<ConfigKey> {
     vec![
@@ -138,6 +141,21 @@ impl Split {
                 "transform `{NAME}` has {} fractions but {} names",
                 fractions.len(),
                 names.len()
+            )));
+        }
+        if names.len() > MAX_PARTS {
+            return Err(Error::config(format!(
+                "transform `{NAME}` has {} parts; it splits into at most {MAX_PARTS}",
+                names.len()
+            )));
+        }
+        if let Some(twice) = names
+            .iter()
+            .enumerate()
+            .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+        {
+            return Err(Error::config(format!(
+                "key `names` of transform `{NAME}` names `{twice}` twice; each part needs its own name"
             )));
         }
         let keep = match config.get::<String>("keep")? {
@@ -383,6 +401,18 @@ mod tests {
             (
                 json!({"key": "id", "fractions": [0.5, 0.5], "keep": "valid"}),
                 "not one of the parts",
+            ),
+            (
+                json!({"key": "id", "fractions": [0.5, 0.5], "names": ["a", "a"]}),
+                "names `a` twice",
+            ),
+            (
+                json!({
+                    "key": "id",
+                    "fractions": vec![1.0 / 129.0; 129],
+                    "names": (0..129).map(|i| format!("p{i}")).collect::<Vec<_>>(),
+                }),
+                "129 parts; it splits into at most 128",
             ),
         ] {
             let err = crate::testing::try_make(NAME, &config).err().unwrap();

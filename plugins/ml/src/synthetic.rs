@@ -84,7 +84,8 @@ enum Generator {
     Sequence(i64),
     UniformInt {
         min: i64,
-        span: u64,
+        /// `max - min + 1`; `None` for the whole int64 range (2^64 values).
+        span: Option<u64>,
     },
     Normal {
         mean: f64,
@@ -149,9 +150,11 @@ impl Column {
                         "`min` and `max` must be integers with min <= max",
                     ));
                 }
+                // The span of the whole int64 range, 2^64, is no u64: it takes the raw word.
+                let span = (max as i64 as i128 - min as i64 as i128 + 1) as u128;
                 Generator::UniformInt {
                     min: min as i64,
-                    span: (max as i64 - min as i64) as u64 + 1,
+                    span: u64::try_from(span).ok(),
                 }
             }
             (DataType::Float32 | DataType::Float64, Some("normal")) => Generator::Normal {
@@ -253,13 +256,30 @@ impl Column {
                 .collect()
         };
         let array: ArrayRef = match &self.generator {
-            Generator::Sequence(first) => Arc::new(Int64Array::new(
-                rows.clone().map(|r| first + r as i64).collect(),
-                nulls.clone(),
-            )),
+            Generator::Sequence(first) => {
+                let values = rows
+                    .clone()
+                    .map(|r| i64::try_from(r).ok().and_then(|r| first.checked_add(r)))
+                    .collect::<Option<Vec<i64>>>()
+                    .ok_or_else(|| {
+                        Error::bad_data(format!(
+                            "column `{}`: the sequence from {first} passes the largest int64 \
+                             after {} rows; start it lower",
+                            self.field.name(),
+                            i64::MAX - first
+                        ))
+                    })?;
+                Arc::new(Int64Array::new(values.into(), nulls.clone()))
+            }
             Generator::UniformInt { min, span } => Arc::new(Int64Array::new(
                 rows.clone()
-                    .map(|r| min.wrapping_add((stream.word(r, w, 1) % span) as i64))
+                    .map(|r| {
+                        let word = stream.word(r, w, 1);
+                        match span {
+                            Some(span) => min.wrapping_add((word % span) as i64),
+                            None => word as i64,
+                        }
+                    })
                     .collect(),
                 nulls.clone(),
             )),
@@ -483,5 +503,25 @@ mod tests {
         let mut s = source(20, overflow);
         let err = s.next_batch(20).unwrap_err();
         assert!(err.message().contains("does not fit Int8"), "{err}");
+        let past_int64 =
+            json!([{"name": "x", "type": "int64", "dist": "sequence", "start": i64::MAX - 1}]);
+        let mut s = source(5, past_int64);
+        let err = s.next_batch(5).unwrap_err();
+        assert!(
+            err.message()
+                .contains("passes the largest int64 after 1 rows"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn uniform_integers_may_span_the_whole_int64_range() {
+        let whole = json!([
+            {"name": "x", "type": "int64", "dist": "uniform", "min": i64::MIN, "max": i64::MAX}
+        ]);
+        let batch = read(source(10_000, whole), 1_000);
+        let x = batch.column(0).as_primitive::<Int64Type>();
+        let negative = x.values().iter().filter(|&&v| v < 0).count();
+        assert!((4_500..5_500).contains(&negative), "{negative}");
     }
 }
