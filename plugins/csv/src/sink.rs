@@ -18,10 +18,12 @@ use mlpipe_plugin_api::arrow::array::{
     Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, GenericStringArray, PrimitiveArray,
     StringViewArray,
 };
+use mlpipe_plugin_api::arrow::buffer::NullBuffer;
 use mlpipe_plugin_api::arrow::datatypes::{
     DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type,
     UInt16Type, UInt32Type, UInt64Type,
 };
+use mlpipe_plugin_api::arrow::error::ArrowError;
 use mlpipe_plugin_api::arrow::util::display::{ArrayFormatter, FormatOptions};
 use mlpipe_plugin_api::files::{PendingOutput, SyncingFile};
 use mlpipe_plugin_api::{
@@ -161,10 +163,12 @@ impl Style {
         byte == self.delimiter || byte == self.quote || byte == LF || byte == CR
     }
 
-    /// Appends a value, quoted when it needs to be (`text` values also when empty or
-    /// equal to the null marker).
+    /// Appends a value, quoted when it needs to be: when it holds a special byte, when it
+    /// reads as the null marker (a float NaN under `null_value = "NaN"` too), and when it
+    /// is empty `text`.
     fn push_value(&self, line: &mut Vec<u8>, value: &[u8], text: bool) {
-        let needs_quotes = (text && (value.is_empty() || value == self.null_value))
+        let needs_quotes = (text && value.is_empty())
+            || value == self.null_value
             || value.iter().any(|&b| self.special(b));
         if !needs_quotes {
             line.extend_from_slice(value);
@@ -207,17 +211,23 @@ impl Sink for CsvSink {
     }
 
     fn consume(&mut self, batch: RecordBatch) -> Result<()> {
-        let options = FormatOptions::default();
+        // A value arrow cannot show (a timestamp out of range) is an error, not text.
+        let options = FormatOptions::default().with_display_error(false);
         let cells: Vec<Cells<'_>> = batch
             .columns()
             .iter()
             .map(|array| Cells::new(array, &options))
             .collect::<Result<_>>()?;
+        // Nulls as the values mean them: a dictionary's null value, a null-typed column.
+        let nulls: Vec<Option<NullBuffer>> =
+            batch.columns().iter().map(|a| a.logical_nulls()).collect();
         let CsvSink {
+            path,
             style,
             output,
             lines,
             text,
+            rows,
             ..
         } = self;
         for row in 0..batch.num_rows() {
@@ -225,7 +235,19 @@ impl Sink for CsvSink {
                 if i > 0 {
                     lines.push(style.delimiter);
                 }
-                column.write(row, lines, text, style);
+                if nulls[i].as_ref().is_some_and(|n| n.is_null(row)) {
+                    lines.extend_from_slice(&style.null_value);
+                    continue;
+                }
+                column.write(row, lines, text, style).map_err(|e| {
+                    Error::bad_data(format!(
+                        "{}: column `{}`, row {}: cannot write the value: {e}; cast or drop \
+                         the column before the sink",
+                        path.display(),
+                        batch.schema().field(i).name(),
+                        *rows + row as u64
+                    ))
+                })?;
             }
             lines.push(LF);
             if lines.len() >= WRITE_BYTES {
@@ -277,9 +299,9 @@ enum Cells<'a> {
     LargeUtf8(&'a GenericStringArray<i64>),
     Utf8View(&'a StringViewArray),
     /// Anything else arrow can display (dates, timestamps, decimals, dictionaries, ...),
-    /// and whether its values are text (a dictionary of strings), which an empty value or
-    /// one that reads as the null marker must be quoted to stay.
-    Formatted(&'a ArrayRef, ArrayFormatter<'a>, bool),
+    /// and whether its values are text (a dictionary of strings), which an empty value
+    /// must be quoted to stay.
+    Formatted(ArrayFormatter<'a>, bool),
 }
 
 impl<'a> Cells<'a> {
@@ -303,37 +325,19 @@ impl<'a> Cells<'a> {
                 let text = matches!(other, DataType::Dictionary(_, values)
                     if matches!(**values, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View));
                 let formatter = ArrayFormatter::try_new(array.as_ref(), options)?;
-                Cells::Formatted(array, formatter, text)
+                Cells::Formatted(formatter, text)
             }
         })
     }
 
-    fn array(&self) -> &dyn Array {
-        match self {
-            Cells::Int8(a) => *a,
-            Cells::Int16(a) => *a,
-            Cells::Int32(a) => *a,
-            Cells::Int64(a) => *a,
-            Cells::UInt8(a) => *a,
-            Cells::UInt16(a) => *a,
-            Cells::UInt32(a) => *a,
-            Cells::UInt64(a) => *a,
-            Cells::Float32(a) => *a,
-            Cells::Float64(a) => *a,
-            Cells::Bool(a) => *a,
-            Cells::Utf8(a) => *a,
-            Cells::LargeUtf8(a) => *a,
-            Cells::Utf8View(a) => *a,
-            Cells::Formatted(a, _, _) => a.as_ref(),
-        }
-    }
-
-    /// Appends the cell of `row` to `line`.
-    fn write(&self, row: usize, line: &mut Vec<u8>, text: &mut String, style: &Style) {
-        if self.array().is_null(row) {
-            line.extend_from_slice(&style.null_value);
-            return;
-        }
+    /// Appends the value of `row`, which is not null, to `line`.
+    fn write(
+        &self,
+        row: usize,
+        line: &mut Vec<u8>,
+        text: &mut String,
+        style: &Style,
+    ) -> std::result::Result<(), ArrowError> {
         match self {
             Cells::Int8(a) => number(a, row, line, style),
             Cells::Int16(a) => number(a, row, line, style),
@@ -352,14 +356,13 @@ impl<'a> Cells<'a> {
             Cells::Utf8(a) => style.push_value(line, a.value(row).as_bytes(), true),
             Cells::LargeUtf8(a) => style.push_value(line, a.value(row).as_bytes(), true),
             Cells::Utf8View(a) => style.push_value(line, a.value(row).as_bytes(), true),
-            Cells::Formatted(_, formatter, is_text) => {
+            Cells::Formatted(formatter, is_text) => {
                 text.clear();
-                // Writing into a String cannot fail; arrow's formatter may, for values it
-                // cannot show, and then writes what it could.
-                let _ = std::fmt::Write::write_fmt(text, format_args!("{}", formatter.value(row)));
+                formatter.value(row).write(text)?;
                 style.push_value(line, text.as_bytes(), *is_text);
             }
         }
+        Ok(())
     }
 }
 

@@ -731,6 +731,52 @@ fn the_sink_rejects_what_csv_cannot_hold() {
     assert!(error.message().contains("`null_value`"), "{error}");
 }
 
+#[test]
+fn the_sink_writes_logical_nulls_quotes_what_reads_as_null_and_refuses_what_it_cannot_show() {
+    use mlpipe_plugin_api::arrow::array::{
+        ArrayRef, DictionaryArray, Float64Array, Int32Array, NullArray, StringArray,
+        TimestampSecondArray,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, batch: &RecordBatch, null_value: &str| {
+        let path = dir.path().join(name);
+        let mut out = sink(json!({ "path": path, "null_value": null_value }));
+        out.begin(&batch.schema()).unwrap();
+        let result = out.consume(batch.clone()).and_then(|()| out.flush());
+        result.map(|()| std::fs::read_to_string(&path).unwrap())
+    };
+    // A dictionary whose value is null, and a column of the null type, are nulls; a float
+    // NaN under `null_value = "NaN"` is quoted so that it does not read as one.
+    let keys = Int32Array::from(vec![0, 1, 0]);
+    let values = Arc::new(StringArray::from(vec![Some("a"), None]));
+    let batch = RecordBatch::try_from_iter([
+        (
+            "d",
+            Arc::new(DictionaryArray::new(keys, values)) as ArrayRef,
+        ),
+        ("n", Arc::new(NullArray::new(3)) as _),
+        (
+            "f",
+            Arc::new(Float64Array::from(vec![f64::NAN, 1.0, 2.0])) as _,
+        ),
+    ])
+    .unwrap();
+    assert_eq!(
+        write("nulls.csv", &batch, "NaN").unwrap(),
+        "d,n,f\na,NaN,\"NaN\"\nNaN,NaN,1.0\na,NaN,2.0\n"
+    );
+    // A timestamp arrow cannot show is an error naming the column and row, not text.
+    let times = TimestampSecondArray::from(vec![0, 100_000_000_000_000_000]);
+    let batch = RecordBatch::try_from_iter([("ts", Arc::new(times) as ArrayRef)]).unwrap();
+    let error = write("times.csv", &batch, "").unwrap_err();
+    assert!(
+        error
+            .message()
+            .contains("column `ts`, row 1: cannot write the value"),
+        "{error}"
+    );
+}
+
 // ---- properties of the reader ----
 
 /// Reads `files` with the given options; all rows as one batch, or the error message.
