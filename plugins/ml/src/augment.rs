@@ -23,6 +23,7 @@ use mlpipe_plugin_api::{
 };
 
 use crate::columns::{self, Accepts, PerSchema, Selection};
+use crate::hashing::KEYS;
 use crate::numeric::{NUMERIC, as_f64, float_type};
 use crate::random::{Stream, column_word};
 use crate::split::row_hashes;
@@ -169,12 +170,27 @@ impl Augment {
                 names.join(", ")
             ))
         })?;
+        let ty = input.field(key).data_type();
+        if !(KEYS.test)(ty) {
+            return Err(Error::config(format!(
+                "key `key` of transform `{}`: column `{}` has type {ty}; a key must be a string \
+                 or integer column",
+                self.name, self.key
+            )));
+        }
         let columns: Vec<(usize, u64)> = self
             .selection
             .resolve(input, self.accepts())?
             .into_iter()
             .map(|i| (i, column_word(input.field(i).name())))
             .collect();
+        if columns.iter().any(|&(index, _)| index == key) {
+            return Err(Error::config(format!(
+                "transform `{}`: `columns` selects the key column `{}`, which keys the draws \
+                 and must stay as it is; leave it out (a pattern such as \"*\" matches it too)",
+                self.name, self.key
+            )));
+        }
         let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
         for &(index, _) in &columns {
             let field = &fields[index];
@@ -405,6 +421,23 @@ mod tests {
         let config = json!({"columns": ["s"], "rate": 0.5, "value": -1, "key": "id"});
         let t = make("random_mask", &config);
         assert!(t.output_schema(&batch(1).schema()).is_err());
+        // The key keys the draws: a pattern may not take it in, and it must be a key type.
+        let config = json!({"columns": ["*"], "rate": 0.5, "key": "id"});
+        let error = make("random_mask", &config)
+            .output_schema(&batch(1).schema())
+            .unwrap_err();
+        assert!(
+            error.message().contains("selects the key column `id`"),
+            "{error}"
+        );
+        let config = json!({"columns": ["y"], "std": 1.0, "key": "x"});
+        let error = make("gaussian_noise", &config)
+            .output_schema(&batch(1).schema())
+            .unwrap_err();
+        assert!(
+            error.message().contains("column `x` has type Float64"),
+            "{error}"
+        );
         assert!(
             crate::testing::try_make(
                 "random_mask",

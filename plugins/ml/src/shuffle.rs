@@ -21,6 +21,7 @@ use mlpipe_plugin_api::{
 };
 
 use crate::filter::Tally;
+use crate::hashing::KEYS;
 use crate::random::Stream;
 use crate::split::row_hashes;
 
@@ -206,16 +207,22 @@ impl Sample {
     }
 
     fn key_index(&self, input: &SchemaRef) -> Result<Option<usize>> {
-        self.key
-            .as_ref()
-            .map(|key| {
-                input.index_of(key).map_err(|_| {
-                    Error::config(format!(
-                        "key `key` of transform `sample`: there is no column `{key}`"
-                    ))
-                })
-            })
-            .transpose()
+        let Some(key) = &self.key else {
+            return Ok(None);
+        };
+        let index = input.index_of(key).map_err(|_| {
+            Error::config(format!(
+                "key `key` of transform `sample`: there is no column `{key}`"
+            ))
+        })?;
+        let ty = input.field(index).data_type();
+        if !(KEYS.test)(ty) {
+            return Err(Error::config(format!(
+                "key `key` of transform `sample`: column `{key}` has type {ty}; a key must be \
+                 a string or integer column"
+            )));
+        }
+        Ok(Some(index))
     }
 }
 
@@ -255,7 +262,7 @@ impl Transform for Sample {
 mod tests {
     use std::sync::Arc;
 
-    use mlpipe_plugin_api::arrow::array::{ArrayRef, AsArray, Int64Array};
+    use mlpipe_plugin_api::arrow::array::{ArrayRef, AsArray, Float64Array, Int64Array};
     use mlpipe_plugin_api::arrow::datatypes::Int64Type;
     use serde_json::json;
 
@@ -346,5 +353,15 @@ mod tests {
         let kept = run(&mut *unkeyed, 20_000, 1000);
         assert!((kept.len() as f64 / 20_000.0 - 0.3).abs() < 0.02);
         assert!(crate::testing::try_make("sample", &json!({"fraction": 1.5})).is_err());
+        let floats = batch_of(vec![(
+            "x",
+            Arc::new(Float64Array::from(vec![0.5])) as ArrayRef,
+        )]);
+        let by_float = make("sample", &json!({"fraction": 0.5, "key": "x"}));
+        let error = by_float.output_schema(&floats.schema()).unwrap_err();
+        assert!(
+            error.message().contains("column `x` has type Float64"),
+            "{error}"
+        );
     }
 }
