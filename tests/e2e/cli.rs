@@ -2,7 +2,7 @@
 //! and version output.
 
 use mlpipe_plugin_api::API_VERSION;
-use mlpipe_tests::{describe, run_host, temp_dir, testkit, write_file};
+use mlpipe_tests::{describe, listing, run_host, temp_dir, testkit, write_file};
 
 /// Runs the host with the testkit loaded; expects success and returns stdout.
 fn succeeds(args: &[&std::ffi::OsStr]) -> String {
@@ -26,10 +26,7 @@ fn validate_lists_each_stage_without_running_any_component() {
          [sink]\ntype = \"testkit/discard\"\n",
     );
     let stdout = succeeds(&["validate".as_ref(), pipeline.as_os_str()]);
-    let lines: Vec<Vec<&str>> = stdout
-        .lines()
-        .map(|line| line.split_whitespace().collect())
-        .collect();
+    let lines = listing(&stdout);
     let header = format!("{}:", pipeline.display());
     assert_eq!(
         lines,

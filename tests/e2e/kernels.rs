@@ -7,7 +7,7 @@ use std::fs::File;
 use arrow::array::AsArray;
 use arrow::datatypes::Float64Type;
 use arrow::ipc::reader::FileReader;
-use mlpipe_tests::{describe, run_host, temp_dir, testkit, write_file};
+use mlpipe_tests::{describe, listing, run_host, temp_dir, testkit, write_file};
 
 /// Runs `testkit/numbers` (x = 0, 1, …, 99) → `ml/log1p` → an Arrow IPC file, with the
 /// testkit plugin loaded and `kernels` under `[pipeline.kernels]`; returns column `x` of the
@@ -122,10 +122,7 @@ fn validate_lists_the_kernels_chosen_and_refuses_what_run_refuses() {
     let (pipeline, chosen) = host("validate", "log1p = \"testkit/log1p\"");
     assert!(chosen.status.success(), "{}", describe(&chosen));
     let stdout = String::from_utf8_lossy(&chosen.stdout);
-    let lines: Vec<Vec<&str>> = stdout
-        .lines()
-        .map(|line| line.split_whitespace().collect())
-        .collect();
+    let lines = listing(&stdout);
     let header = format!("{}:", pipeline.display());
     // The kernels left to their defaults are checked, not listed.
     assert_eq!(

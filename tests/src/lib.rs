@@ -150,6 +150,15 @@ pub fn describe(output: &Output) -> String {
     )
 }
 
+/// What `mlpipe-host validate` printed, as the words of each line (the listing's columns are
+/// padded to the widest stage name).
+pub fn listing(stdout: &str) -> Vec<Vec<&str>> {
+    stdout
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect()
+}
+
 /// The shared material beside the project (`../shared`, or `MLPIPE_SHARED`): the corpus
 /// and the benchmark scripts. Missing, it fails the test.
 pub fn shared_dir() -> PathBuf {
