@@ -484,7 +484,8 @@ impl Registry {
     }
 
     /// Each kernel name any plugin provides, with the implementation that serves it (see
-    /// [`kernels`](Registry::kernels)); a choice naming no provided kernel is an error.
+    /// [`kernels`](Registry::kernels)); a choice naming no provided kernel, or one whose
+    /// implementation declares another signature, is an error.
     fn kernel_specs(
         &self,
         choices: &[ComponentSpec],

@@ -136,10 +136,12 @@ impl Transform for Shuffle {
 
     fn transform(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
         let schema = batch.schema();
-        let index = self.batches.len();
-        self.slots
-            .extend((0..batch.num_rows()).map(|row| (index, row)));
-        self.batches.push(batch);
+        if batch.num_rows() > 0 {
+            let index = self.batches.len();
+            self.slots
+                .extend((0..batch.num_rows()).map(|row| (index, row)));
+            self.batches.push(batch);
+        }
         let leaving = self.slots.len().saturating_sub(self.capacity);
         let rows = self.draw(leaving);
         let out = self.gather(&schema, &rows)?;

@@ -157,10 +157,16 @@ impl Column {
                     span: u64::try_from(span).ok(),
                 }
             }
-            (DataType::Float32 | DataType::Float64, Some("normal")) => Generator::Normal {
-                mean: spec.mean.unwrap_or(0.0),
-                std: spec.std.unwrap_or(1.0),
-            },
+            (DataType::Float32 | DataType::Float64, Some("normal")) => {
+                let std = spec.std.unwrap_or(1.0);
+                if !(std >= 0.0 && std.is_finite()) {
+                    return Err(bad(&name, "`std` must be a finite number of at least 0"));
+                }
+                Generator::Normal {
+                    mean: spec.mean.unwrap_or(0.0),
+                    std,
+                }
+            }
             (DataType::Float32 | DataType::Float64, Some("uniform")) => {
                 let (min, max) = (spec.min.unwrap_or(0.0), spec.max.unwrap_or(1.0));
                 if min > max {
@@ -185,8 +191,11 @@ impl Column {
                     ));
                 }
                 let total: f64 = weights.iter().sum();
-                if total <= 0.0 {
-                    return Err(bad(&name, "`weights` must not all be 0"));
+                if !(total > 0.0 && total.is_finite()) {
+                    return Err(bad(
+                        &name,
+                        "`weights` must not all be 0, and must sum to a finite number",
+                    ));
                 }
                 let mut sum = 0.0;
                 let cumulative = weights
@@ -198,7 +207,13 @@ impl Column {
                     .collect();
                 Generator::Categorical { values, cumulative }
             }
-            (DataType::Boolean, None) => Generator::Bool(spec.p.unwrap_or(0.5)),
+            (DataType::Boolean, None) => {
+                let p = spec.p.unwrap_or(0.5);
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(bad(&name, "`p` is a probability, from 0 to 1"));
+                }
+                Generator::Bool(p)
+            }
             (ty, dist) => {
                 return Err(bad(
                     &name,
@@ -492,6 +507,9 @@ mod tests {
             json!([{"name": "x", "type": "int8", "dist": "uniform", "min": 0}]),
             json!([{"name": "x", "type": "float64", "dist": "normal", "colour": 1}]),
             json!([{"name": "x", "type": "bool"}, {"name": "x", "type": "bool"}]),
+            json!([{"name": "x", "type": "bool", "p": 7.5}]),
+            json!([{"name": "x", "type": "float64", "dist": "normal", "std": -3}]),
+            json!([{"name": "x", "type": "string", "values": ["a", "b"], "weights": [1e308, 1e308]}]),
         ] {
             let config = json!({"rows": 1, "columns": columns});
             assert!(
