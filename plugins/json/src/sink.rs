@@ -5,7 +5,9 @@
 use std::io::BufWriter;
 use std::path::PathBuf;
 
+use mlpipe_plugin_api::arrow::array::Array;
 use mlpipe_plugin_api::arrow::json::writer::{LineDelimited, Writer, WriterBuilder};
+use mlpipe_plugin_api::arrow::util::display::{ArrayFormatter, FormatOptions};
 use mlpipe_plugin_api::files::{PendingOutput, SyncingFile};
 use mlpipe_plugin_api::{
     Config, ConfigKey, ConfigType, Counters, Error, RecordBatch, Result, SchemaRef, Sink,
@@ -105,6 +107,7 @@ impl Sink for NdjsonSink {
                 open.schema.fields()
             )));
         }
+        check_temporal(&batch, self.rows).map_err(|e| e.context(shown.to_string()))?;
         open.writer
             .write(&batch)
             .map_err(|e| Error::from(e).context(format!("{shown}: cannot write")))?;
@@ -138,4 +141,30 @@ impl Sink for NdjsonSink {
     fn counters(&self) -> Counters {
         vec![("rows written".to_string(), self.rows)]
     }
+}
+
+/// Refuses a date, time or timestamp arrow cannot show (one out of chrono's range):
+/// arrow-json would write the text of the error as the value. `first_row` numbers the
+/// batch's rows in the sink's input.
+fn check_temporal(batch: &RecordBatch, first_row: u64) -> Result<()> {
+    let options = FormatOptions::default().with_display_error(false);
+    let mut text = String::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !field.data_type().is_temporal() {
+            continue;
+        }
+        let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
+        for row in (0..column.len()).filter(|&row| column.is_valid(row)) {
+            text.clear();
+            formatter.value(row).write(&mut text).map_err(|e| {
+                Error::bad_data(format!(
+                    "column `{}`, row {}: cannot write the value: {e}; cast or drop the \
+                     column before the sink",
+                    field.name(),
+                    first_row + row as u64
+                ))
+            })?;
+        }
+    }
+    Ok(())
 }

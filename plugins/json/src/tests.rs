@@ -3,6 +3,7 @@
 //! test: no damaged file makes the source panic or fail without naming the file and line.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use mlpipe_plugin_api::arrow::array::{Array, AsArray};
 use mlpipe_plugin_api::arrow::compute::concat_batches;
@@ -363,6 +364,28 @@ fn empty_inputs_need_a_schema() {
     )
     .unwrap();
     assert_eq!(batch.num_rows(), 0);
+}
+
+#[test]
+fn the_sink_refuses_a_timestamp_it_cannot_show_naming_the_column_and_row() {
+    use mlpipe_plugin_api::arrow::array::{ArrayRef, TimestampSecondArray};
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("times.ndjson");
+    let times = TimestampSecondArray::from(vec![Some(0), None, Some(100_000_000_000_000_000)]);
+    let batch = RecordBatch::try_from_iter([("ts", Arc::new(times) as ArrayRef)]).unwrap();
+    let mut sink = plugin()
+        .create_sink("ndjson", &json!({ "path": output }))
+        .unwrap();
+    sink.begin(&batch.schema()).unwrap();
+    let error = sink.consume(batch).unwrap_err();
+    assert!(
+        error
+            .message()
+            .contains("times.ndjson: column `ts`, row 2: cannot write the value"),
+        "{error}"
+    );
+    drop(sink);
+    assert!(!output.exists(), "a failed run leaves no output");
 }
 
 #[test]
